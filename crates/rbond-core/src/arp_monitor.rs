@@ -1,0 +1,259 @@
+//! The active-backup ARP monitor: the active slave probes each `arp_ip_target` every
+//! `arp_interval`; a slave is up while it hears (validated) traffic recently enough. With no
+//! active slave the candidates are probed in turn, one per interval.
+
+use std::net::Ipv4Addr;
+
+use core::time::Duration;
+
+use crate::address::probe_source;
+use crate::bond::{Action, ArpFrame, ArpOp, Bond, Error, Monitor};
+use crate::event::Event;
+use crate::options::ArpAllTargets;
+use crate::slave::{LinkState, Slave};
+use crate::time::{Instant, ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proposal {
+    Up,
+    Down,
+    Fail,
+}
+
+impl Bond {
+    fn arp_delta(&self) -> Duration {
+        ms(self.opts.arp_interval)
+    }
+
+    /// Whether activity at `t` is recent: within `k` intervals plus half an interval of slack.
+    fn in_interval(&self, now: Instant, t: Option<Instant>, k: u32) -> bool {
+        let delta = self.arp_delta();
+        t.is_some_and(|t| now >= t - delta && now <= t + delta * k + delta / 2)
+    }
+
+    /// The receive time the monitor judges a slave by: with `arp_all_targets all`, the
+    /// oldest answer among the targets.
+    fn effective_last_rx(&self, s: &Slave) -> Option<Instant> {
+        if self.opts.arp_all_targets == ArpAllTargets::Any || self.opts.arp_targets.is_empty() {
+            return s.last_rx;
+        }
+        let rx_of = |t: &Ipv4Addr| s.target_rx.iter().find(|(x, _)| x == t).map(|(_, at)| *at);
+        self.opts.arp_targets.iter().map(rx_of).min().flatten()
+    }
+
+    fn arp_rx_counted(&self) -> bool {
+        self.up && self.monitor() == Monitor::Arp
+    }
+
+    pub(crate) fn rx_seen(&mut self, now: Instant, name: &str) -> Result<(), Error> {
+        let backup = self.require_slave(name)?.backup;
+        let v = self.opts.arp_validate;
+        if self.arp_rx_counted() && !v.applies_to(backup) && !v.filters() {
+            self.touch_rx(name, now);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn arp_seen(&mut self, now: Instant, name: &str, f: &ArpFrame) -> Result<(), Error> {
+        let backup = self.require_slave(name)?.backup;
+        if !self.arp_rx_counted() || f.outgoing {
+            return Ok(());
+        }
+        if !self.opts.arp_validate.applies_to(backup) {
+            self.touch_rx(name, now);
+            return Ok(());
+        }
+        if !backup {
+            self.validate_arp(now, name, f.sender_ip, f.target_ip);
+        } else if self.active_heard_since_up() {
+            // A backup hears our own request, relayed by the switch: the roles are swapped.
+            self.validate_arp(now, name, f.target_ip, f.sender_ip);
+        } else if f.op == ArpOp::Reply && self.arp_slave_probed_lately(now) {
+            self.validate_arp(now, name, f.sender_ip, f.target_ip);
+        }
+        Ok(())
+    }
+
+    fn touch_rx(&mut self, name: &str, now: Instant) {
+        if let Some(s) = self.slave_mut(name) {
+            s.last_rx = Some(now);
+        }
+    }
+
+    fn active_heard_since_up(&self) -> bool {
+        let Some(a) = self.active.as_deref().and_then(|a| self.slave(a)) else { return false };
+        match (self.effective_last_rx(a), a.last_link_up) {
+            (Some(rx), Some(up)) => rx > up,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
+    fn arp_slave_probed_lately(&self, now: Instant) -> bool {
+        let Some(c) = self.arp_slave.as_deref().and_then(|c| self.slave(c)) else { return false };
+        self.in_interval(now, c.last_tx, 1)
+    }
+
+    /// Counts the frame if it is from a target (`sip`) to one of the bond's own addresses.
+    fn validate_arp(&mut self, now: Instant, name: &str, sip: Ipv4Addr, tip: Ipv4Addr) {
+        let ours = self.addrs.iter().any(|a| a.addr == tip);
+        if sip.is_unspecified() || !ours || !self.opts.arp_targets.contains(&sip) {
+            return;
+        }
+        if let Some(s) = self.slave_mut(name) {
+            s.last_rx = Some(now);
+            s.note_target_rx(sip, now);
+        }
+    }
+
+    /// Marks every target as just heard on every slave, so adding one cannot fail a slave.
+    pub(crate) fn targets_added(&mut self, now: Instant, added: &[Ipv4Addr]) {
+        for s in &mut self.slaves {
+            added.iter().for_each(|t| s.note_target_rx(*t, now));
+        }
+    }
+
+    pub(crate) fn arp_tick(&mut self, now: Instant) {
+        if self.slaves.is_empty() {
+            return;
+        }
+        let proposals = self.arp_inspect(now);
+        if !proposals.is_empty() {
+            self.arp_commit(now, proposals);
+        }
+        self.arp_probe(now);
+        self.update_carrier();
+        self.peer_notify_arp_tick();
+    }
+
+    fn arp_inspect(&self, now: Instant) -> Vec<(String, Proposal)> {
+        let missed = u32::from(self.opts.arp_missed_max);
+        let mut out = Vec::new();
+        for s in &self.slaves {
+            let last_rx = self.effective_last_rx(s);
+            let proposal = if s.link != LinkState::Up {
+                if self.in_interval(now, last_rx, 1) {
+                    Some(Proposal::Up)
+                } else {
+                    (s.link == LinkState::Back).then_some(Proposal::Fail)
+                }
+            } else if self.in_interval(now, s.last_link_up, 2) {
+                None // grace after enslave or activation
+            } else {
+                // Backups are judged only while no candidate is being probed, and get one
+                // interval more; the active must both send and hear.
+                let backup_silent =
+                    s.backup && self.arp_slave.is_none() && !self.in_interval(now, last_rx, missed + 1);
+                let active_silent = !s.backup
+                    && (!self.in_interval(now, s.last_tx, missed) || !self.in_interval(now, last_rx, missed));
+                (backup_silent || active_silent).then_some(Proposal::Down)
+            };
+            out.extend(proposal.map(|p| (s.name.clone(), p)));
+        }
+        out
+    }
+
+    fn arp_commit(&mut self, now: Instant, proposals: Vec<(String, Proposal)>) {
+        let mut failover = false;
+        for (name, p) in proposals {
+            match p {
+                Proposal::Up if !self.is_active(&name) => failover |= self.arp_commit_up(&name),
+                Proposal::Up => {}
+                Proposal::Down => {
+                    if let Some(s) = self.slave_mut(&name) {
+                        s.count_failure();
+                        s.link = LinkState::Down;
+                        s.backup = true;
+                    }
+                    self.log(Event::LinkDown { slave: name.clone() });
+                    if self.is_active(&name) {
+                        self.arp_slave = None;
+                        failover = true;
+                    }
+                }
+                Proposal::Fail => {
+                    if let Some(s) = self.slave_mut(&name) {
+                        s.link = LinkState::Fail;
+                        s.backup = true;
+                    }
+                    if self.active.is_some() {
+                        self.arp_slave = None;
+                    }
+                }
+            }
+        }
+        if failover {
+            self.select_active_slave(now);
+        }
+    }
+
+    /// Returns whether the slave coming up should trigger a reselection.
+    fn arp_commit_up(&mut self, name: &str) -> bool {
+        if let Some(s) = self.slave_mut(name) {
+            s.link = LinkState::Up;
+        }
+        if let Some(s) = self.arp_slave.take().and_then(|c| self.slave_mut(&c)) {
+            s.backup = true;
+        }
+        self.log(Event::LinkUp { slave: name.to_string() });
+        self.up_wants_failover(name)
+    }
+
+    fn arp_probe(&mut self, now: Instant) {
+        if let (Some(c), Some(a)) = (self.arp_slave.clone(), self.active.clone()) {
+            self.log(Event::ProbeBad { arp_slave: c, active: a });
+        }
+        if let Some(a) = self.active.clone() {
+            self.send_probes(now, &a);
+            return;
+        }
+        self.rotate_candidate(now);
+    }
+
+    /// With no active slave, probe the next usable slave after the current candidate.
+    fn rotate_candidate(&mut self, now: Instant) {
+        let Some(current) = self.arp_slave.clone().or_else(|| self.slaves.first().map(|s| s.name.clone())) else {
+            return;
+        };
+        let (mut found, mut before, mut next) = (false, None, None);
+        for i in 0..self.slaves.len() {
+            let usable = self.slaves[i].hw.carrier;
+            let name = self.slaves[i].name.clone();
+            if !found && before.is_none() && usable {
+                before = Some(name.clone());
+            }
+            if found && next.is_none() && usable {
+                next = Some(name.clone());
+            }
+            if !usable && self.slaves[i].link == LinkState::Up {
+                let s = &mut self.slaves[i];
+                s.link = LinkState::Down;
+                s.count_failure();
+                s.backup = true;
+                self.log(Event::BackupDown { slave: name.clone() });
+            }
+            found |= name == current;
+        }
+        let Some(cand) = next.or(before) else { return };
+        if let Some(s) = self.slave_mut(&cand) {
+            s.link = LinkState::Back;
+            s.backup = false;
+        }
+        self.send_probes(now, &cand);
+        if let Some(s) = self.slave_mut(&cand) {
+            s.last_link_up = Some(now);
+        }
+        self.arp_slave = Some(cand);
+    }
+
+    fn send_probes(&mut self, now: Instant, slave: &str) {
+        let targets = self.opts.arp_targets.clone();
+        for target in targets {
+            let source = probe_source(&self.addrs, target);
+            self.push(Action::SendArpProbe { slave: slave.to_string(), target, source });
+            if let Some(s) = self.slave_mut(slave) {
+                s.last_tx = Some(now);
+            }
+        }
+    }
+}

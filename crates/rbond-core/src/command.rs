@@ -1,0 +1,130 @@
+//! Administrative requests, with the kernel's rules for when each is accepted.
+
+use crate::bond::{Bond, Command, Error};
+use crate::event::Event;
+use crate::options::{Mode, OptionError, OptionName, parse_choice};
+use crate::slave::LinkState;
+use crate::time::Instant;
+
+impl Bond {
+    pub(crate) fn command(&mut self, now: Instant, cmd: Command) -> Result<(), Error> {
+        match cmd {
+            Command::Up => self.set_up(now),
+            Command::Down => self.set_down(),
+            Command::ChangeActive(name) => return self.change_active_by_admin(now, &name),
+            Command::SetOption { name, value } => return self.set_option(now, &name, &value),
+            Command::SetPrio { slave, prio } => {
+                self.slave_mut(&slave).ok_or(Error::NotSlave(slave))?.prio = prio;
+                // With a primary set, prio does not take part in selection.
+                if self.primary_slave().is_none() {
+                    self.select_active_slave(now);
+                }
+            }
+            Command::SetBondMac(mac) => self.set_mac_by_admin(mac),
+            Command::ReleaseAll => self.release_all(),
+        }
+        Ok(())
+    }
+
+    fn set_up(&mut self, now: Instant) {
+        if self.up {
+            return;
+        }
+        self.up = true;
+        let active = self.active.clone();
+        for s in self.slaves.iter_mut().filter(|s| Some(&s.name) != active.as_ref()) {
+            s.backup = true;
+        }
+        self.restart_monitor(now);
+    }
+
+    /// Monitors stop and pending notifications are dropped; slaves stay enslaved.
+    fn set_down(&mut self) {
+        self.up = false;
+        self.next_tick = None;
+        self.peer_notif_left = 0;
+    }
+
+    /// `ifenslave -c`: accepted only while some slave is active and the new one is up.
+    fn change_active_by_admin(&mut self, now: Instant, name: &str) -> Result<(), Error> {
+        if name.is_empty() {
+            self.change_active(None);
+            self.select_active_slave(now);
+            return Ok(());
+        }
+        let s = self.require_slave(name)?;
+        if self.is_active(name) {
+            return Ok(());
+        }
+        if self.active.is_none() || s.link != LinkState::Up || !s.hw.carrier {
+            return Err(Error::CannotActivate(name.to_string()));
+        }
+        self.log(Event::MakingActive { slave: name.to_string() });
+        if let Some(s) = self.slave_mut(name) {
+            s.last_link_up = Some(now);
+        }
+        self.change_active(Some(name.to_string()));
+        Ok(())
+    }
+
+    /// Writes one option as sysfs would (`active_slave` included), logging what the kernel
+    /// logs and applying the change to a running bond at once.
+    pub fn set_option(&mut self, now: Instant, name: &str, value: &str) -> Result<(), Error> {
+        if matches!(name.trim(), "active_slave" | "active-slave") {
+            return self.change_active_by_admin(now, value.trim());
+        }
+        let opt = OptionName::parse(name)?;
+        if opt == OptionName::Mode {
+            let mode: Mode = parse_choice("mode", value)?;
+            if mode == Mode::ActiveBackup && (self.up || !self.slaves.is_empty()) {
+                return Ok(()); // the value it already has
+            }
+        }
+        if opt.needs_no_slaves() && !self.slaves.is_empty() {
+            return Err(OptionError::HasSlaves(opt.as_str()).into());
+        }
+        if opt.needs_bond_down() && self.up {
+            return Err(OptionError::BondUp(opt.as_str()).into());
+        }
+        let before = self.opts.clone();
+        let events = self.opts.set(opt, value)?;
+        events.into_iter().for_each(|e| self.log(e));
+        self.apply_option(now, opt, &before);
+        Ok(())
+    }
+
+    /// What a changed option does to a live bond.
+    fn apply_option(&mut self, now: Instant, opt: OptionName, before: &crate::options::Options) {
+        match opt {
+            OptionName::Miimon | OptionName::ArpInterval if self.monitor_settings_changed(before) => {
+                self.restart_monitor(now)
+            }
+            OptionName::ArpIpTarget => {
+                let added: Vec<_> =
+                    self.opts.arp_targets.iter().filter(|t| !before.arp_targets.contains(t)).copied().collect();
+                self.targets_added(now, &added);
+            }
+            OptionName::Primary => self.primary_changed(now),
+            OptionName::PrimaryReselect => self.select_active_slave(now),
+            _ => {}
+        }
+    }
+
+    fn monitor_settings_changed(&self, before: &crate::options::Options) -> bool {
+        before.miimon != self.opts.miimon || before.arp_interval != self.opts.arp_interval
+    }
+
+    fn primary_changed(&mut self, now: Instant) {
+        let name = self.opts.primary.clone();
+        if let Some(p) = self.primary_slave() {
+            let slave = p.name.clone();
+            self.log(Event::PrimarySet { slave });
+            self.force_primary = true;
+        } else if name.is_empty() {
+            self.log(Event::PrimaryNone);
+        } else {
+            self.log(Event::PrimaryRecorded { name });
+        }
+        self.select_active_slave(now);
+    }
+}

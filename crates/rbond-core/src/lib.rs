@@ -1,0 +1,54 @@
+//! rbond's bonding engine: Linux active-backup bonding (mode 1) as a pure state machine.
+//!
+//! Nothing here performs I/O or reads a clock. The caller feeds [`Input`]s together with the
+//! time they happened, calls [`Bond::handle_timeout`] when [`Bond::poll_timeout`] says, and
+//! carries out the [`Action`]s that [`Bond::poll_action`] hands back: switch the datapath,
+//! set MACs and carrier, send ARP probes and peer notifications, write log lines.
+//!
+//! ```
+//! use rbond_core::{Bond, Command, Input, Instant, LinkInfo, Mac, Options, SlaveSpec};
+//!
+//! let mut opts = Options::default();
+//! opts.set(rbond_core::OptionName::Miimon, "100").unwrap();
+//! let mut bond = Bond::new("bond0", opts).unwrap();
+//! let t = Instant::from_millis(0);
+//! bond.handle(t, Input::Command(Command::Up)).unwrap();
+//! let eth0 = SlaveSpec { name: "eth0".into(), mac: Mac([2, 0, 0, 0, 0, 1]), link: LinkInfo::up() };
+//! bond.handle(t, Input::Enslave(eth0)).unwrap();
+//! assert_eq!(bond.active_slave(), Some("eth0"));
+//! while let Some(action) = bond.poll_action() {
+//!     // carry it out
+//!     let _ = action;
+//! }
+//! ```
+//!
+//! Behaviour follows the modern kernel driver's logic; log lines use the wording of the
+//! Debian Squeeze (2.6.32) driver, which is what existing runbooks search for.
+
+mod address;
+mod arp_monitor;
+mod bond;
+mod command;
+mod event;
+mod mac;
+mod mac_policy;
+mod membership;
+mod mii;
+mod options;
+mod peer_notify;
+mod report;
+mod select;
+mod slave;
+mod time;
+
+pub use address::Ipv4Cidr;
+pub use bond::{Action, ArpFrame, ArpOp, Bond, Command, Error, Input, MacTarget};
+pub use event::{Event, Level};
+pub use mac::{Mac, MacParseError};
+pub use options::{
+    ArpAllTargets, ArpValidate, Choice, Delay, FailOverMac, MAX_ARP_TARGETS, Mode, OptionError, OptionName,
+    Options, PrimaryReselect,
+};
+pub use report::{Report, SlaveReport, VERSION, mode_sysfs};
+pub use slave::{Duplex, LinkInfo, LinkState, SlaveSpec};
+pub use time::Instant;

@@ -1,0 +1,172 @@
+//! The bond's state as people and programs read it: the `/proc/net/bonding/<bond>` text,
+//! sysfs-style values, and a serde form of the same for JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::bond::Bond;
+use crate::mac::Mac;
+use crate::options::{Choice, Delay, FailOverMac, OptionName, Options};
+use crate::slave::{Duplex, LinkState};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SlaveReport {
+    pub name: String,
+    /// `active` or `backup`.
+    pub state: &'static str,
+    pub mii_status: &'static str,
+    pub link: LinkState,
+    pub carrier: bool,
+    pub speed: Option<u32>,
+    pub duplex: Option<Duplex>,
+    pub link_failure_count: u32,
+    pub perm_hwaddr: Mac,
+    pub mac: Mac,
+    pub queue_id: u16,
+    pub prio: i32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub bond: String,
+    pub version: &'static str,
+    pub up: bool,
+    /// The bond's carrier, which `/proc` calls its MII status.
+    pub mii_status: &'static str,
+    pub active_slave: Option<String>,
+    /// The enslaved primary, if the `primary` option names a slave.
+    pub primary_slave: Option<String>,
+    pub mac: Option<Mac>,
+    /// Every option as its sysfs file reads, e.g. `"mode": "active-backup 1"`.
+    pub options: BTreeMap<&'static str, String>,
+    pub slaves: Vec<SlaveReport>,
+    #[serde(skip)]
+    opts: Options,
+}
+
+fn up_down(b: bool) -> &'static str {
+    if b { "up" } else { "down" }
+}
+
+impl Bond {
+    pub fn report(&self) -> Report {
+        let slaves = self
+            .slaves
+            .iter()
+            .map(|s| SlaveReport {
+                name: s.name.clone(),
+                state: if s.backup { "backup" } else { "active" },
+                mii_status: s.link.mii_status(),
+                link: s.link,
+                carrier: s.hw.carrier,
+                speed: s.hw.speed,
+                duplex: s.hw.duplex,
+                link_failure_count: s.failures,
+                perm_hwaddr: s.perm_mac,
+                mac: s.mac,
+                queue_id: 0,
+                prio: s.prio,
+            })
+            .collect();
+        Report {
+            bond: self.name.clone(),
+            version: VERSION,
+            up: self.up,
+            mii_status: up_down(self.carrier),
+            active_slave: self.active.clone(),
+            primary_slave: self.primary_slave().map(|p| p.name.clone()),
+            mac: self.mac,
+            options: OptionName::ALL.iter().map(|o| (o.as_str(), self.opts.sysfs(*o))).collect(),
+            slaves,
+            opts: self.opts.clone(),
+        }
+    }
+}
+
+impl Report {
+    /// The text of `/proc/net/bonding/<bond>`, line for line in the kernel's layout.
+    pub fn proc_text(&self) -> String {
+        let o = &self.opts;
+        let mut t = format!("Ethernet Channel Bonding Driver: rbond v{}\n\n", self.version);
+        t.push_str("Bonding Mode: fault-tolerance (active-backup)");
+        if o.fail_over_mac != FailOverMac::None {
+            let _ = write!(t, " (fail_over_mac {})", o.fail_over_mac.name());
+        }
+        t.push('\n');
+        match &self.primary_slave {
+            Some(p) => {
+                let _ = writeln!(t, "Primary Slave: {p} (primary_reselect {})", o.primary_reselect.name());
+            }
+            None => t.push_str("Primary Slave: None\n"),
+        }
+        let _ = writeln!(t, "Currently Active Slave: {}", self.active_slave.as_deref().unwrap_or("None"));
+        let _ = writeln!(t, "MII Status: {}", self.mii_status);
+        let _ = writeln!(t, "MII Polling Interval (ms): {}", o.miimon);
+        let _ = writeln!(t, "Up Delay (ms): {}", o.delay_ms(Delay::Up));
+        let _ = writeln!(t, "Down Delay (ms): {}", o.delay_ms(Delay::Down));
+        let _ = writeln!(t, "Peer Notification Delay (ms): {}", o.delay_ms(Delay::PeerNotif));
+        if o.arp_interval > 0 {
+            let _ = writeln!(t, "ARP Polling Interval (ms): {}", o.arp_interval);
+            let _ = writeln!(t, "ARP Missed Max: {}", o.arp_missed_max);
+            let targets: Vec<String> = o.arp_targets.iter().map(|a| format!(" {a}")).collect();
+            let _ = writeln!(t, "ARP IP target/s (n.n.n.n form):{}", targets.join(","));
+            t.push_str("NS IPv6 target/s (xx::xx form):\n");
+        }
+        for s in &self.slaves {
+            let _ = write!(t, "\nSlave Interface: {}\n", s.name);
+            let _ = writeln!(t, "MII Status: {}", s.mii_status);
+            match s.speed {
+                Some(v) => writeln!(t, "Speed: {v} Mbps"),
+                None => writeln!(t, "Speed: Unknown"),
+            }
+            .ok();
+            let duplex = match s.duplex {
+                Some(Duplex::Full) => "full",
+                Some(Duplex::Half) => "half",
+                None => "Unknown",
+            };
+            let _ = writeln!(t, "Duplex: {duplex}");
+            let _ = writeln!(t, "Link Failure Count: {}", s.link_failure_count);
+            let _ = writeln!(t, "Permanent HW addr: {}", s.perm_hwaddr);
+            let _ = writeln!(t, "Slave queue ID: {}", s.queue_id);
+        }
+        t
+    }
+
+    /// A file of `/sys/class/net/<bond>/bonding/`, as it reads without its newline
+    /// (`None` for a name that is no such file).
+    pub fn sysfs(&self, file: &str) -> Option<String> {
+        match file {
+            "active_slave" => Some(self.active_slave.clone().unwrap_or_default()),
+            "slaves" => Some(self.slaves.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" ")),
+            "mii_status" => Some(self.mii_status.to_string()),
+            // The file shows the enslaved primary only, not a name still waiting for its slave.
+            "primary" => Some(self.primary_slave.clone().unwrap_or_default()),
+            "queue_id" => Some(self.slaves.iter().map(|s| format!("{}:{}", s.name, s.queue_id)).collect::<Vec<_>>().join(" ")),
+            _ => OptionName::parse(file).ok().map(|o| self.opts.sysfs(o)),
+        }
+    }
+
+    /// A file of `/sys/class/net/<slave>/bonding_slave/`, as it reads without its newline.
+    pub fn slave_sysfs(&self, slave: &str, file: &str) -> Option<String> {
+        let s = self.slaves.iter().find(|s| s.name == slave)?;
+        match file {
+            "state" => Some(s.state.to_string()),
+            "mii_status" => Some(s.mii_status.to_string()),
+            "link_failure_count" => Some(s.link_failure_count.to_string()),
+            "perm_hwaddr" => Some(s.perm_hwaddr.to_string()),
+            "queue_id" => Some(s.queue_id.to_string()),
+            "prio" => Some(s.prio.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// The `mode` file's value, for callers that only need the constant.
+pub fn mode_sysfs() -> String {
+    crate::options::Mode::ActiveBackup.sysfs()
+}
