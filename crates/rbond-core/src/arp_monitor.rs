@@ -167,7 +167,7 @@ impl Bond {
                     }
                     self.log(Event::LinkDown { slave: name.clone() });
                     if self.is_active(&name) {
-                        self.arp_slave = None;
+                        self.retire_arp_candidate();
                         failover = true;
                     }
                 }
@@ -177,7 +177,7 @@ impl Bond {
                         s.backup = true;
                     }
                     if self.active.is_some() {
-                        self.arp_slave = None;
+                        self.retire_arp_candidate();
                     }
                 }
             }
@@ -187,13 +187,18 @@ impl Bond {
         }
     }
 
-    /// Returns whether the slave coming up should trigger a reselection.
-    fn arp_commit_up(&mut self, name: &str) -> bool {
-        if let Some(s) = self.slave_mut(name) {
-            s.link = LinkState::Up;
-        }
+    /// Ends the current probe candidate's turn: it goes back to being a backup.
+    pub(crate) fn retire_arp_candidate(&mut self) {
         if let Some(s) = self.arp_slave.take().and_then(|c| self.slave_mut(&c)) {
             s.backup = true;
+        }
+    }
+
+    /// Returns whether the slave coming up should trigger a reselection.
+    fn arp_commit_up(&mut self, name: &str) -> bool {
+        self.retire_arp_candidate();
+        if let Some(s) = self.slave_mut(name) {
+            s.link = LinkState::Up;
         }
         self.log(Event::LinkUp { slave: name.to_string() });
         self.up_wants_failover(name)

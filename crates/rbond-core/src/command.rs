@@ -50,6 +50,8 @@ impl Bond {
         if name.is_empty() {
             self.change_active(None);
             self.select_active_slave(now);
+            // A slave still in its downdelay kept the carrier only because it was active.
+            self.update_carrier();
             return Ok(());
         }
         let s = self.require_slave(name)?;

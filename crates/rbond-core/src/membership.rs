@@ -68,7 +68,7 @@ impl Bond {
 
     /// Takes a slave out of the bond: no longer active, its MAC restored, gone from the list.
     fn detach(&mut self, name: &str) {
-        self.arp_slave = None;
+        self.retire_arp_candidate();
         if self.is_active(name) {
             self.change_active(None);
         }

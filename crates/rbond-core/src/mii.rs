@@ -30,6 +30,7 @@ impl Bond {
         if !proposals.is_empty() {
             self.mii_commit(now, proposals);
         }
+        self.update_carrier();
     }
 
     /// Ticks left in a countdown, as the kernel's `delay` field would read after this tick.
@@ -151,6 +152,5 @@ impl Bond {
         if failover {
             self.select_active_slave(now);
         }
-        self.update_carrier();
     }
 }

@@ -135,6 +135,9 @@ impl Bond {
             self.push(Action::Deactivate { slave: o.to_string() });
         }
         let Some(name) = new else { return };
+        // A probe candidate stops being one once there is a real active slave (the kernel
+        // waits for its next ARP tick; until then two slaves would claim the active state).
+        self.retire_arp_candidate();
         if let Some(s) = self.slave_mut(&name) {
             s.backup = false;
         }
