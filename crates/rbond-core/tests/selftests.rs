@@ -225,12 +225,8 @@ fn fail_over_mac_follow() {
         fom_failover(&mut sim);
     }
     sim.release("eth0").unwrap();
-    sim.input(rbond_core::Input::Enslave(rbond_core::SlaveSpec {
-        name: "eth0".into(),
-        mac: mac(1),
-        link: rbond_core::LinkInfo::up(),
-    }))
-    .unwrap();
+    sim.enslave_spec(rbond_core::SlaveSpec { name: "eth0".into(), mac: mac(1), link: rbond_core::LinkInfo::up() })
+        .unwrap();
     assert_ne!(sim.slave_mac("eth0"), mac(1));
     sim.take_actions();
     sim.release("eth0").unwrap();

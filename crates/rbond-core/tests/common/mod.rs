@@ -105,9 +105,13 @@ impl Sim {
     }
 
     pub fn enslave(&mut self, name: &str, carrier: bool) -> Result<(), Error> {
-        self.carrier.insert(name.to_string(), carrier);
         let link = if carrier { LinkInfo::up() } else { LinkInfo::down() };
-        self.input(Input::Enslave(SlaveSpec { name: name.into(), mac: mac_of(name), link }))
+        self.enslave_spec(SlaveSpec { name: name.into(), mac: mac_of(name), link })
+    }
+
+    pub fn enslave_spec(&mut self, spec: SlaveSpec) -> Result<(), Error> {
+        self.carrier.insert(spec.name.clone(), spec.link.carrier);
+        self.input(Input::Enslave(spec))
     }
 
     pub fn release(&mut self, name: &str) -> Result<(), Error> {
@@ -197,7 +201,7 @@ impl Sim {
         self.bond.report().slave_sysfs(slave, file).unwrap_or_else(|| panic!("no {slave}/{file}"))
     }
 
-    /// Current MAC of every slave, from the SetMac actions seen so far and their enslave MAC.
+    /// The MAC the engine has given the slave (or found on it).
     pub fn slave_mac(&self, slave: &str) -> Mac {
         self.bond.report().slaves.iter().find(|s| s.name == slave).map(|s| s.mac).unwrap()
     }
