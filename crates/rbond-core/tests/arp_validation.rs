@@ -87,22 +87,26 @@ fn frames_on_unknown_slaves_are_refused() {
     assert_eq!(sim.input(Input::Rx { slave: "eth9".into() }).unwrap_err().to_string(), "eth9 not enslaved");
 }
 
+/// The ARP probes among the actions taken since the last call, as (slave, target, source).
+fn probes(sim: &mut Sim) -> Vec<(String, Ipv4Addr, Ipv4Addr)> {
+    sim.take_actions()
+        .into_iter()
+        .filter_map(|(_, a)| match a {
+            rbond_core::Action::SendArpProbe { slave, target, source } => Some((slave, target, source)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn probes_go_from_the_active_only_with_the_bonds_address() {
     let mut sim = silent_peer("none");
     sim.arp_peer = Some(PEER_IP);
     sim.take_actions();
     sim.after(1000);
-    let probes: Vec<_> = sim
-        .take_actions()
-        .into_iter()
-        .filter_map(|(_, a)| match a {
-            rbond_core::Action::SendArpProbe { slave, target, source } => Some((slave, target, source)),
-            _ => None,
-        })
-        .collect();
-    assert!(!probes.is_empty());
-    assert!(probes.iter().all(|p| *p == ("eth0".to_string(), PEER_IP, BOND_IP)), "{probes:?}");
+    let sent = probes(&mut sim);
+    assert!(!sent.is_empty());
+    assert!(sent.iter().all(|p| *p == ("eth0".to_string(), PEER_IP, BOND_IP)), "{sent:?}");
 }
 
 #[test]
@@ -111,14 +115,7 @@ fn with_no_active_the_candidates_are_probed_in_turn() {
     sim.after(2000); // the peer never answers: every slave goes down
     sim.take_actions();
     sim.after(600);
-    let order: Vec<String> = sim
-        .take_actions()
-        .into_iter()
-        .filter_map(|(_, a)| match a {
-            rbond_core::Action::SendArpProbe { slave, .. } => Some(slave),
-            _ => None,
-        })
-        .collect();
+    let order: Vec<String> = probes(&mut sim).into_iter().map(|(slave, _, _)| slave).collect();
     let first = order.iter().position(|s| s == "eth0").unwrap();
     assert_eq!(order[first..first + 3], ["eth0", "eth1", "eth2"], "{order:?}");
     // The peer wakes up: the current candidate answers and becomes the active one.
