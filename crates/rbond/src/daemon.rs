@@ -1,0 +1,484 @@
+//! One bond's daemon: a single poll loop that owns the engine and its edges. It turns
+//! netlink events, frames and requests into engine inputs, and engine actions into syscalls;
+//! it decides nothing about bonding itself.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use rbond_core::{Action, Bond, Command, Input, Level, LinkInfo, Mac, MacTarget, OptionName, Options, SlaveSpec};
+use serde_json::{Value, json};
+
+use crate::control::{self, ControlServer, Request};
+use crate::frames;
+use crate::link_watch::{LinkEvent, LinkWatch};
+use crate::logger::Logger;
+use crate::netdev;
+use crate::packet_socket::PacketSocket;
+use crate::restore::{SavedSlave, State, StateFile};
+use crate::signals::Signals;
+use crate::tap::{Tap, VNET_HDR_LEN};
+use crate::tcx::IngressDrop;
+
+/// Frames moved per descriptor per wake-up, so one busy link cannot starve the rest.
+const BATCH: usize = 64;
+/// How often the daemon re-reads bond0's addresses when nothing else wakes it.
+const ADDRESS_POLL: Duration = Duration::from_millis(500);
+
+pub struct Config {
+    pub bond: String,
+    pub slaves: Vec<String>,
+    pub options: Vec<(String, String)>,
+    pub run_dir: PathBuf,
+    pub foreground: bool,
+}
+
+struct Member {
+    name: String,
+    ifindex: u32,
+    sock: PacketSocket,
+    _drop: IngressDrop,
+    saved: SavedSlave,
+    mac: Mac,
+    carrier: bool,
+    last_rx_note: Option<rbond_core::Instant>,
+}
+
+pub struct Daemon {
+    name: String,
+    bond: Bond,
+    tap: Tap,
+    bond_index: u32,
+    members: Vec<Member>,
+    active: Option<String>,
+    watch: LinkWatch,
+    control: ControlServer,
+    log: Logger,
+    signals: Signals,
+    state: StateFile,
+    epoch: std::time::Instant,
+    next_link_poll: rbond_core::Instant,
+    next_address_poll: rbond_core::Instant,
+    stop: Option<String>,
+    buf: Vec<u8>,
+}
+
+/// Builds the engine's options in the order given, failing on the first bad one.
+fn engine_options(pairs: &[(String, String)]) -> anyhow::Result<Options> {
+    let mut o = Options::default();
+    for (k, v) in pairs {
+        let name = OptionName::parse(k)?;
+        o.set(name, v).with_context(|| format!("option {k}={v}"))?;
+    }
+    Ok(o)
+}
+
+/// Puts back slaves a crashed daemon for this bond left behind.
+pub fn recover(run_dir: &std::path::Path, bond: &str, log: &mut Logger) {
+    let file = StateFile::new(run_dir, bond);
+    if let Some(state) = file.leftover() {
+        for s in &state.slaves {
+            log.note(Level::Warning, format!("{bond}: restoring {} left by a previous daemon", s.name));
+            for e in s.restore() {
+                log.note(Level::Warning, e);
+            }
+        }
+        file.remove();
+    }
+}
+
+impl Daemon {
+    pub fn start(cfg: Config) -> anyhow::Result<Daemon> {
+        std::fs::create_dir_all(&cfg.run_dir).with_context(|| cfg.run_dir.display().to_string())?;
+        let mut log = Logger::new(&cfg.bond, cfg.foreground);
+        recover(&cfg.run_dir, &cfg.bond, &mut log);
+        let bond = Bond::new(&cfg.bond, engine_options(&cfg.options)?)?;
+        let signals = Signals::block_and_open()?;
+        let watch = LinkWatch::open().context("netlink")?;
+        let tap = Tap::create(&cfg.bond)?;
+        let bond_index = netdev::ctx(netdev::index(&cfg.bond), "lookup", &cfg.bond)?;
+        let control = ControlServer::bind(control::socket_path(&cfg.run_dir, &cfg.bond))?;
+        let state = StateFile::new(&cfg.run_dir, &cfg.bond);
+        let mut d = Daemon {
+            name: cfg.bond.clone(),
+            bond,
+            tap,
+            bond_index,
+            members: Vec::new(),
+            active: None,
+            watch,
+            control,
+            log,
+            signals,
+            state,
+            epoch: std::time::Instant::now(),
+            next_link_poll: rbond_core::Instant::ZERO,
+            next_address_poll: rbond_core::Instant::ZERO,
+            stop: None,
+            buf: vec![0; 65536 + VNET_HDR_LEN + 4096],
+        };
+        d.apply_actions();
+        for s in &cfg.slaves {
+            if let Err(e) = d.enslave(s) {
+                d.shutdown();
+                return Err(e);
+            }
+        }
+        d.save_state()?;
+        Ok(d)
+    }
+
+    fn now(&self) -> rbond_core::Instant {
+        rbond_core::Instant::from_duration(self.epoch.elapsed())
+    }
+
+    fn save_state(&self) -> anyhow::Result<()> {
+        let slaves = self.members.iter().map(|m| m.saved.clone()).collect();
+        self.state.save(&State { pid: std::process::id(), slaves })
+    }
+
+    /// Takes an interface into the bond: recorded first, then down, MTU, no IPv6, packet
+    /// socket and ingress drop, the engine's decision, and up again.
+    fn enslave(&mut self, name: &str) -> anyhow::Result<()> {
+        if self.members.iter().any(|m| m.name == name) {
+            anyhow::bail!("{name} is already a slave of {}", self.name);
+        }
+        if name == self.name {
+            anyhow::bail!("cannot enslave {name} to itself");
+        }
+        let saved = SavedSlave::capture(name)?;
+        let mut slaves: Vec<SavedSlave> = self.members.iter().map(|m| m.saved.clone()).collect();
+        slaves.push(saved.clone());
+        self.state.save(&State { pid: std::process::id(), slaves })?;
+        match self.take_over(name, &saved) {
+            Ok(member) => {
+                self.members.push(member);
+                self.apply_actions();
+                netdev::ctx(netdev::set_up(name, true), "set up", name)?;
+                Ok(())
+            }
+            Err(e) => {
+                saved.restore();
+                self.save_state()?;
+                Err(e)
+            }
+        }
+    }
+
+    fn take_over(&mut self, name: &str, saved: &SavedSlave) -> anyhow::Result<Member> {
+        netdev::ctx(netdev::set_up(name, false), "set down", name)?;
+        let mtu = netdev::ctx(netdev::mtu(&self.name), "read MTU", &self.name)?;
+        if saved.mtu != mtu {
+            netdev::ctx(netdev::set_mtu(name, mtu), "set MTU", name)?;
+        }
+        if saved.ipv6_disabled.is_some() {
+            netdev::ctx(netdev::set_ipv6_disabled(name, "1"), "disable IPv6", name)?;
+        }
+        let sock = netdev::ctx(PacketSocket::open(saved.ifindex), "open packet socket", name)?;
+        let drop = netdev::ctx(IngressDrop::attach(saved.ifindex), "attach ingress drop", name)?;
+        let mac: Mac = saved.mac.parse()?;
+        let spec = SlaveSpec { name: name.to_string(), mac, link: LinkInfo::down() };
+        self.bond.handle(self.now(), Input::Enslave(spec))?;
+        Ok(Member {
+            name: name.to_string(),
+            ifindex: saved.ifindex,
+            sock,
+            _drop: drop,
+            saved: saved.clone(),
+            mac,
+            carrier: false,
+            last_rx_note: None,
+        })
+    }
+
+    fn release(&mut self, name: &str) -> anyhow::Result<()> {
+        self.bond.handle(self.now(), Input::Release(name.to_string()))?;
+        self.apply_actions();
+        if let Some(pos) = self.members.iter().position(|m| m.name == name) {
+            let m = self.members.remove(pos);
+            drop(m.sock);
+            drop(m._drop);
+            for e in m.saved.restore() {
+                self.log.note(Level::Warning, e);
+            }
+        }
+        self.save_state()
+    }
+
+    fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    fn apply_actions(&mut self) {
+        while let Some(a) = self.bond.poll_action() {
+            if let Err(e) = self.apply(a) {
+                self.log.note(Level::Warning, format!("{}: {e}", self.name));
+            }
+        }
+        for line in self.log.take_pending() {
+            self.control.broadcast(&serde_json::to_value(&line).unwrap_or(Value::Null));
+        }
+    }
+
+    fn apply(&mut self, a: Action) -> anyhow::Result<()> {
+        match a {
+            Action::Activate { slave } => {
+                if let Some(m) = self.member(&slave) {
+                    m.sock.set_allmulti(true)?;
+                }
+                self.active = Some(slave);
+            }
+            Action::Deactivate { slave } => {
+                if let Some(m) = self.member(&slave) {
+                    m.sock.set_allmulti(false)?;
+                }
+                if self.active.as_deref() == Some(slave.as_str()) {
+                    self.active = None;
+                }
+            }
+            Action::SetMac { target: MacTarget::Bond, mac } => netdev::ctx(netdev::set_mac(&self.name, mac), "set MAC", &self.name)?,
+            Action::SetMac { target: MacTarget::Slave(name), mac } => self.set_slave_mac(&name, mac)?,
+            Action::SetCarrier { up } => self.tap.set_carrier(up)?,
+            Action::SendArpProbe { slave, target, source } => {
+                if let Some(m) = self.member(&slave) {
+                    m.sock.send(&frames::arp_probe(m.mac, source, target))?;
+                }
+            }
+            Action::NotifyPeers { slave } => self.notify_peers(&slave)?,
+            Action::Log(e) => self.log.event(e),
+        }
+        Ok(())
+    }
+
+    /// Slaves released in the same step are skipped: restoring puts their own MAC back.
+    fn set_slave_mac(&mut self, name: &str, mac: Mac) -> anyhow::Result<()> {
+        let Some(m) = self.members.iter_mut().find(|m| m.name == name) else { return Ok(()) };
+        if netdev::set_mac(name, mac).is_err() {
+            // Drivers that cannot change a live address take it while down.
+            let up = netdev::is_up(name).unwrap_or(false);
+            netdev::ctx(netdev::set_up(name, false), "set down", name)?;
+            netdev::ctx(netdev::set_mac(name, mac), "set MAC", name)?;
+            if up {
+                netdev::ctx(netdev::set_up(name, true), "set up", name)?;
+            }
+        }
+        m.mac = mac;
+        Ok(())
+    }
+
+    fn notify_peers(&self, slave: &str) -> anyhow::Result<()> {
+        let Some(m) = self.member(slave) else { return Ok(()) };
+        let mac = netdev::mac(&self.name)?;
+        let (v4, v6) = netdev::addresses(&self.name);
+        for a in v4 {
+            m.sock.send(&frames::gratuitous_arp(mac, a.addr))?;
+        }
+        for a in v6 {
+            m.sock.send(&frames::unsolicited_na(mac, a))?;
+        }
+        Ok(())
+    }
+
+    /// Runs until asked to stop, then restores every slave and removes bond0.
+    pub fn run(mut self) -> anyhow::Result<()> {
+        while self.stop.is_none() {
+            self.turn();
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        let now = self.now();
+        let next = [self.bond.poll_timeout(), Some(self.next_link_poll), Some(self.next_address_poll)];
+        let at = next.into_iter().flatten().min().unwrap_or(now);
+        at.saturating_since(now).as_millis().min(1000) as i32
+    }
+
+    /// One wake-up: wait for something, then serve everything that is ready.
+    fn turn(&mut self) {
+        let mut fds = vec![
+            libc::pollfd { fd: self.signals.raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.watch.raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.tap.raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        fds.extend(self.members.iter().map(|m| libc::pollfd { fd: m.sock.raw_fd(), events: libc::POLLIN, revents: 0 }));
+        let slaves_end = fds.len();
+        fds.extend(self.control.poll_fds());
+        let timeout = self.timeout_ms();
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        let ready = |i: usize| fds[i].revents != 0;
+        if let Some(sig) = ready(0).then(|| self.signals.read()).flatten() {
+            self.stop = Some(format!("{}: stopping on signal {sig}", self.name));
+        }
+        if ready(1) {
+            for ev in self.watch.drain() {
+                self.link_event(ev);
+            }
+        }
+        if ready(2) {
+            self.pump_bond();
+        }
+        for i in 3..slaves_end {
+            if ready(i) && i - 3 < self.members.len() {
+                self.pump_slave(i - 3);
+            }
+        }
+        self.serve_control();
+        self.timers();
+        self.apply_actions();
+        self.control.reap();
+    }
+
+    /// bond0 → the active slave. With no active slave the frame is dropped.
+    fn pump_bond(&mut self) {
+        let out = self.active.as_deref().and_then(|a| self.members.iter().position(|m| m.name == a));
+        for _ in 0..BATCH {
+            let Ok(Some(n)) = self.tap.read(&mut self.buf) else { break };
+            if let Some(i) = out {
+                let _ = self.members[i].sock.send(&self.buf[..n]);
+            }
+        }
+    }
+
+    /// A slave → bond0 if it is the active one; everything is shown to the ARP monitor.
+    fn pump_slave(&mut self, i: usize) {
+        let all_active = self.bond.options().sysfs(OptionName::AllSlavesActive) == "1";
+        let arp_monitor = self.bond.options().arp_interval() > 0;
+        for _ in 0..BATCH {
+            let Ok(Some(n)) = self.members[i].sock.read(&mut self.buf) else { break };
+            if n < VNET_HDR_LEN + 14 {
+                continue;
+            }
+            let name = self.members[i].name.clone();
+            let now = self.now();
+            if let Some(frame) = frames::parse_arp(&self.buf[VNET_HDR_LEN..n], false) {
+                let _ = self.bond.handle(now, Input::Arp { slave: name.clone(), frame });
+            } else if arp_monitor && self.members[i].last_rx_note.is_none_or(|t| now.saturating_since(t) > Duration::from_millis(10)) {
+                self.members[i].last_rx_note = Some(now);
+                let _ = self.bond.handle(now, Input::Rx { slave: name.clone() });
+            }
+            if all_active || self.active.as_deref() == Some(name.as_str()) {
+                let _ = self.tap.write(&self.buf[..n]);
+            }
+        }
+    }
+
+    fn link_event(&mut self, ev: LinkEvent) {
+        if ev.index == self.bond_index {
+            if ev.removed {
+                self.stop = Some(format!("{}: the bond device was deleted; restoring slaves and exiting", self.name));
+                return;
+            }
+            let cmd = if ev.admin_up { Command::Up } else { Command::Down };
+            let _ = self.bond.handle(self.now(), Input::Command(cmd));
+            return;
+        }
+        let Some(m) = self.members.iter().find(|m| m.ifindex == ev.index) else { return };
+        let name = m.name.clone();
+        let renamed = ev.name.as_deref().is_some_and(|n| n != name);
+        if ev.removed || renamed {
+            let why = if ev.removed { "has gone (deleted or moved to another namespace)" } else { "was renamed" };
+            self.log.note(Level::Warning, format!("{}: {name} {why}, releasing it", self.name));
+            let _ = self.release(&name);
+            return;
+        }
+        self.carrier_seen(&name, ev.lower_up);
+    }
+
+    fn carrier_seen(&mut self, name: &str, carrier: bool) {
+        let Some(m) = self.members.iter_mut().find(|m| m.name == name) else { return };
+        if m.carrier == carrier {
+            return;
+        }
+        m.carrier = carrier;
+        let link = if carrier { LinkInfo::up() } else { LinkInfo::down() };
+        let _ = self.bond.handle(self.now(), Input::Link { slave: name.to_string(), link });
+    }
+
+    fn timers(&mut self) {
+        let now = self.now();
+        self.bond.handle_timeout(now);
+        if now >= self.next_link_poll {
+            // Netlink carrier events can arrive up to a second late on physical NICs and TAPs
+            // (the kernel batches them); ETHTOOL_GLINK tells the truth at once.
+            let names: Vec<String> = self.members.iter().map(|m| m.name.clone()).collect();
+            for n in names {
+                if let Ok(up) = netdev::link_detected(&n) {
+                    self.carrier_seen(&n, up);
+                }
+            }
+            let miimon = self.bond.options().miimon();
+            let every = if miimon > 0 { u64::from(miimon) } else { 100 };
+            self.next_link_poll = now + Duration::from_millis(every);
+        }
+        if now >= self.next_address_poll {
+            let (v4, _) = netdev::addresses(&self.name);
+            let _ = self.bond.handle(now, Input::Addresses(v4));
+            self.next_address_poll = now + ADDRESS_POLL;
+        }
+    }
+
+    fn serve_control(&mut self) {
+        for (id, req) in self.control.service() {
+            let reply = match req {
+                Ok(r) => self.request(id, r),
+                Err(e) => control::error(e),
+            };
+            self.control.reply(id, &reply);
+        }
+    }
+
+    fn request(&mut self, id: usize, req: Request) -> Value {
+        let now = self.now();
+        let r: anyhow::Result<Value> = match req {
+            Request::Status => {
+                let report = self.bond.report();
+                Ok(json!({ "text": report.proc_text(), "report": report }))
+            }
+            Request::Get { option } => match self.bond.report().sysfs(&option) {
+                Some(v) => Ok(json!({ "value": v })),
+                None => Err(anyhow::anyhow!("unknown option {option}")),
+            },
+            Request::Set { option, value } => self.bond.set_option(now, &option, &value).map(|()| json!({})).map_err(Into::into),
+            Request::Enslave { slave } => self.enslave(&slave).map(|()| json!({})),
+            Request::Release { slave } => self.release(&slave).map(|()| json!({})),
+            Request::SetActive { slave } => {
+                self.bond.handle(now, Input::Command(Command::ChangeActive(slave))).map(|()| json!({})).map_err(Into::into)
+            }
+            Request::Events { follow } => {
+                let lines: Vec<&crate::logger::LogLine> = self.log.history().collect();
+                let v = json!({ "lines": lines });
+                if follow {
+                    self.control.follow(id);
+                    return control::ok(v);
+                }
+                Ok(v)
+            }
+            Request::Down => {
+                self.stop = Some(format!("{}: stopping on request", self.name));
+                Ok(json!({}))
+            }
+        };
+        self.control.finish(id);
+        match r {
+            Ok(v) => control::ok(v),
+            Err(e) => control::error(e),
+        }
+    }
+
+    /// Releases every slave (restoring each) and lets bond0 disappear with its descriptor.
+    fn shutdown(&mut self) {
+        if let Some(why) = self.stop.take() {
+            self.log.note(Level::Info, why);
+        }
+        let _ = self.bond.handle(self.now(), Input::Command(Command::ReleaseAll));
+        self.apply_actions();
+        for m in self.members.drain(..) {
+            for e in m.saved.restore() {
+                self.log.note(Level::Warning, e);
+            }
+        }
+        self.state.remove();
+    }
+}

@@ -1,0 +1,14 @@
+//! The rbond daemon and its edges: the TAP that is bond0, the slaves' packet sockets, netlink,
+//! the control socket. All bonding decisions are `rbond_core`'s; this crate carries them out.
+
+pub mod control;
+pub mod daemon;
+pub mod frames;
+pub mod link_watch;
+pub mod logger;
+pub mod netdev;
+pub mod packet_socket;
+pub mod restore;
+pub mod signals;
+pub mod tap;
+pub mod tcx;

@@ -1,0 +1,125 @@
+//! The `rbond` command: the daemon, and a client for its control socket.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rbond::control::{self, Request};
+use rbond::daemon::{Config, Daemon};
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(name = "rbond", version, about = "Active-backup NIC bonding without the kernel bonding driver")]
+struct Cli {
+    /// Where daemons keep their control sockets and state files.
+    #[arg(long, global = true, env = "RBOND_RUN_DIR", default_value = "/run/rbond")]
+    run_dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create the bond and run it until `rbond down`, SIGTERM or SIGINT.
+    Daemon {
+        #[arg(long)]
+        bond: String,
+        /// Slaves to enslave, in order (repeat, or separate with commas).
+        #[arg(long = "slave", value_delimiter = ',')]
+        slaves: Vec<String>,
+        /// Bond options as NAME=VALUE, applied in order (e.g. miimon=100).
+        #[arg(long = "opt", value_parser = parse_opt)]
+        opts: Vec<(String, String)>,
+        /// Also print the log lines on stderr.
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Print the status report (the /proc/net/bonding layout), or JSON.
+    Status {
+        bond: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the bond's log lines; with --follow, keep printing new ones.
+    Events {
+        bond: String,
+        #[arg(long)]
+        follow: bool,
+    },
+    Enslave { bond: String, slaves: Vec<String> },
+    Release { bond: String, slaves: Vec<String> },
+    SetActive { bond: String, slave: String },
+    /// Print an option or state value as its sysfs file reads (e.g. `mode`).
+    Get { bond: String, option: String },
+    Set { bond: String, option: String, value: String },
+    /// Stop the daemon: slaves get back their MAC, MTU and state, and the bond disappears.
+    Down { bond: String },
+}
+
+fn parse_opt(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn ask(run_dir: &Path, bond: &str, req: &Request) -> anyhow::Result<Value> {
+    let reply = control::call(&control::socket_path(run_dir, bond), req, |_| {})?;
+    if reply["ok"] != true {
+        anyhow::bail!("{bond}: {}", reply["error"].as_str().unwrap_or("request failed"));
+    }
+    Ok(reply)
+}
+
+fn print_line(v: &Value) {
+    println!("{}", v["text"].as_str().unwrap_or_default());
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = &cli.run_dir;
+    match cli.cmd {
+        Cmd::Daemon { bond, slaves, opts, foreground } => {
+            let cfg = Config { bond, slaves, options: opts, run_dir: dir.clone(), foreground };
+            Daemon::start(cfg)?.run()?;
+        }
+        Cmd::Status { bond, json } => {
+            let r = ask(dir, &bond, &Request::Status)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r["report"])?);
+            } else {
+                print!("{}", r["text"].as_str().unwrap_or_default());
+            }
+        }
+        Cmd::Events { bond, follow } => {
+            let path = control::socket_path(dir, &bond);
+            let first = control::call(&path, &Request::Events { follow }, print_line)
+                .inspect(|r| r["lines"].as_array().into_iter().flatten().for_each(print_line))?;
+            if first["ok"] != true {
+                anyhow::bail!("{bond}: {}", first["error"]);
+            }
+        }
+        Cmd::Enslave { bond, slaves } => {
+            for slave in slaves {
+                ask(dir, &bond, &Request::Enslave { slave })?;
+            }
+        }
+        Cmd::Release { bond, slaves } => {
+            for slave in slaves {
+                ask(dir, &bond, &Request::Release { slave })?;
+            }
+        }
+        Cmd::SetActive { bond, slave } => drop(ask(dir, &bond, &Request::SetActive { slave })?),
+        Cmd::Get { bond, option } => println!("{}", ask(dir, &bond, &Request::Get { option })?["value"].as_str().unwrap_or_default()),
+        Cmd::Set { bond, option, value } => drop(ask(dir, &bond, &Request::Set { option, value })?),
+        Cmd::Down { bond } => drop(ask(dir, &bond, &Request::Down)?),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rbond: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
