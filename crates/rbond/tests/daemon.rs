@@ -115,11 +115,8 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
         let mut buf = [0u8; 256];
         while start.elapsed() < Duration::from_secs(2) {
             let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if let Some(a) = (n > 0).then(|| rbond::frames::parse_arp(&buf[..n as usize], false)).flatten() {
-                if a.sender_ip == BOND_IP && a.target_ip == BOND_IP {
-                    garps.push(a);
-                }
-            }
+            let arp = (n > 0).then(|| rbond::frames::parse_arp(&buf[..n as usize], false)).flatten();
+            garps.extend(arp.filter(|a| a.sender_ip == BOND_IP && a.target_ip == BOND_IP));
         }
         unsafe { libc::close(fd) };
         garps
@@ -178,7 +175,7 @@ fn tcp_bulk_transfer_with_offloads_on_arrives_intact() {
         let s = TcpStream::connect_timeout(&(PEER_IP, 7001).into(), Duration::from_secs(5)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let start = Instant::now();
-        let mut w = s.try_clone().unwrap();
+        let w = s.try_clone().unwrap();
         send(s.try_clone().unwrap());
         w.shutdown(std::net::Shutdown::Write).unwrap();
         let back = check(s);
@@ -266,5 +263,5 @@ fn arp_monitor_detects_a_dead_path_behind_a_live_link() {
     let lines = net.log_lines();
     let i = lines.iter().position(|l| l == "bond0: link status definitely down for interface eth0, disabling it").expect("eth0 declared down");
     assert_eq!(lines[i + 1], "bond0: making interface eth1 the new active one.");
-    assert_eq!(net.link("eth0").unwrap().0, true, "eth0 itself is still up");
+    assert!(net.link("eth0").unwrap().0, "eth0 itself is still up");
 }

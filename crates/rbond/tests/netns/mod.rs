@@ -88,9 +88,9 @@ impl Net {
             net.namespaces.push(ns.clone());
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
         }
-        for sw in net.namespaces[1..net.namespaces.len() - 1].to_vec() {
-            ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"]);
-            ip(&["-n", &sw, "link", "set", "br0", "up"]);
+        for sw in &net.namespaces[1..net.namespaces.len() - 1] {
+            ip(&["-n", sw, "link", "add", "br0", "type", "bridge"]);
+            ip(&["-n", sw, "link", "set", "br0", "up"]);
         }
         let (host, peer, core) = (net.host(), net.peer(), net.core());
         for s in ["eth0", "eth1"] {
@@ -148,7 +148,7 @@ impl Net {
         ip(&["-n", &self.host(), "addr", "add", &format!("{BOND_IP}/24"), "dev", "bond0"]);
         ip(&["-n", &self.host(), "link", "set", "bond0", "up"]);
         // The first slave has gone active once the bond reports an active slave.
-        self.wait_until(Duration::from_secs(5), |n| n.get("active_slave") != "");
+        self.wait_until(Duration::from_secs(5), |n| !n.get("active_slave").is_empty());
     }
 
     /// Waits until the daemon answers (a dead daemon's socket file may still be there).
