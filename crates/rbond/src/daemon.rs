@@ -174,6 +174,12 @@ impl Daemon {
         if saved.ipv6_disabled.is_some() {
             netdev::ctx(netdev::set_ipv6_disabled(name, "1"), "disable IPv6", name)?;
         }
+        // A slave keeps no address of its own: the host must not route through it.
+        for (ip, prefix) in saved.addresses.iter().filter_map(|a| crate::address_ops::parse(a)) {
+            if ip.is_ipv4() {
+                netdev::ctx(crate::address_ops::delete(saved.ifindex, ip, prefix), "remove address", name)?;
+            }
+        }
         let sock = netdev::ctx(PacketSocket::open(saved.ifindex), "open packet socket", name)?;
         let drop = netdev::ctx(IngressDrop::attach(saved.ifindex), "attach ingress drop", name)?;
         let mac: Mac = saved.mac.parse()?;
@@ -191,11 +197,14 @@ impl Daemon {
         })
     }
 
+    /// Takes a slave out: it leaves the member list before the engine's actions are applied,
+    /// so nothing is done to a device that may already be gone; restoring puts it back.
     fn release(&mut self, name: &str) -> anyhow::Result<()> {
         self.bond.handle(self.now(), Input::Release(name.to_string()))?;
+        let pos = self.members.iter().position(|m| m.name == name);
+        let member = pos.map(|p| self.members.remove(p));
         self.apply_actions();
-        if let Some(pos) = self.members.iter().position(|m| m.name == name) {
-            let m = self.members.remove(pos);
+        if let Some(m) = member {
             drop(m.sock);
             drop(m._drop);
             for e in m.saved.restore() {
@@ -273,7 +282,7 @@ impl Daemon {
         for a in v4 {
             m.sock.send(&frames::gratuitous_arp(mac, a.addr))?;
         }
-        for a in v6 {
+        for (a, _) in v6 {
             m.sock.send(&frames::unsolicited_na(mac, a))?;
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! The rbond daemon and its edges: the TAP that is bond0, the slaves' packet sockets, netlink,
 //! the control socket. All bonding decisions are `rbond_core`'s; this crate carries them out.
 
+pub mod address_ops;
 pub mod control;
 pub mod daemon;
 pub mod frames;

@@ -127,8 +127,19 @@ pub fn set_ipv6_disabled(name: &str, value: &str) -> io::Result<()> {
     std::fs::write(ipv6_switch(name), value)
 }
 
-/// The IPv4 (with prefix length) and IPv6 addresses on an interface.
-pub fn addresses(name: &str) -> (Vec<rbond_core::Ipv4Cidr>, Vec<std::net::Ipv6Addr>) {
+/// The name an interface index has now, if it still exists here.
+pub fn name_of(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IFNAMSIZ];
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+fn prefix_of(mask: &[u8]) -> u8 {
+    mask.iter().map(|b| b.count_ones() as u8).sum()
+}
+
+/// The IPv4 and IPv6 addresses on an interface, each with its prefix length.
+pub fn addresses(name: &str) -> (Vec<rbond_core::Ipv4Cidr>, Vec<(std::net::Ipv6Addr, u8)>) {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -145,13 +156,15 @@ pub fn addresses(name: &str) -> (Vec<rbond_core::Ipv4Cidr>, Vec<std::net::Ipv6Ad
             libc::AF_INET => {
                 let a = unsafe { *(ifa.ifa_addr as *const libc::sockaddr_in) };
                 let m = unsafe { (ifa.ifa_netmask as *const libc::sockaddr_in).as_ref() };
-                let prefix = m.map_or(32, |m| u32::from_be(m.sin_addr.s_addr).count_ones() as u8);
+                let prefix = m.map_or(32, |m| prefix_of(&m.sin_addr.s_addr.to_ne_bytes()));
                 let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
                 v4.push(rbond_core::Ipv4Cidr::new(ip, prefix));
             }
             libc::AF_INET6 => {
                 let a = unsafe { *(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                v6.push(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr));
+                let m = unsafe { (ifa.ifa_netmask as *const libc::sockaddr_in6).as_ref() };
+                let prefix = m.map_or(128, |m| prefix_of(&m.sin6_addr.s6_addr));
+                v6.push((std::net::Ipv6Addr::from(a.sin6_addr.s6_addr), prefix));
             }
             _ => {}
         }

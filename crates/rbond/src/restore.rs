@@ -8,7 +8,14 @@ use std::path::{Path, PathBuf};
 use rbond_core::Mac;
 use serde::{Deserialize, Serialize};
 
-use crate::netdev;
+use crate::{address_ops, netdev};
+
+fn own_addresses(name: &str) -> Vec<String> {
+    let (v4, v6) = netdev::addresses(name);
+    let v4 = v4.into_iter().map(|a| format!("{}/{}", a.addr, a.prefix));
+    let v6 = v6.into_iter().filter(|(a, _)| a.segments()[0] & 0xffc0 != 0xfe80).map(|(a, p)| format!("{a}/{p}"));
+    v4.chain(v6).collect()
+}
 
 /// A slave as it was before rbond touched it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +26,9 @@ pub struct SavedSlave {
     pub mtu: u32,
     pub up: bool,
     pub ipv6_disabled: Option<String>,
+    /// Its own addresses as `addr/prefix` (IPv6 link-local ones come back by themselves).
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 impl SavedSlave {
@@ -32,33 +42,39 @@ impl SavedSlave {
             mtu: netdev::ctx(netdev::mtu(name), "read MTU", name)?,
             up: netdev::ctx(netdev::is_up(name), "read flags", name)?,
             ipv6_disabled: netdev::ipv6_disabled(name),
+            addresses: own_addresses(name),
         })
     }
 
-    /// Puts everything back, returning what could not be (the interface may be gone).
-    /// Nothing is touched if the name now belongs to another device.
+    /// Puts everything back, returning what could not be. The device is found by its index,
+    /// so a renamed slave is restored under its new name; one that is gone is left alone.
     pub fn restore(&self) -> Vec<String> {
-        if netdev::index(&self.name).ok() != Some(self.ifindex) {
-            return Vec::new();
-        }
+        let Some(name) = netdev::name_of(self.ifindex) else { return Vec::new() };
+        let name = name.as_str();
         let mut failed = Vec::new();
         let mut step = |what: &str, r: io::Result<()>| {
             if let Err(e) = r {
-                failed.push(format!("{}: {what}: {e}", self.name));
+                failed.push(format!("{name}: {what}: {e}"));
             }
         };
-        step("set down", netdev::set_up(&self.name, false));
-        if let Some(mac) = self.mac.parse::<Mac>().ok().filter(|m| netdev::mac(&self.name).ok() != Some(*m)) {
-            step("restore MAC", netdev::set_mac(&self.name, mac));
+        step("set down", netdev::set_up(name, false));
+        if let Some(mac) = self.mac.parse::<Mac>().ok().filter(|m| netdev::mac(name).ok() != Some(*m)) {
+            step("restore MAC", netdev::set_mac(name, mac));
         }
-        if netdev::mtu(&self.name).ok() != Some(self.mtu) {
-            step("restore MTU", netdev::set_mtu(&self.name, self.mtu));
+        if netdev::mtu(name).ok() != Some(self.mtu) {
+            step("restore MTU", netdev::set_mtu(name, self.mtu));
         }
         if let Some(v) = &self.ipv6_disabled {
-            step("restore disable_ipv6", netdev::set_ipv6_disabled(&self.name, v));
+            step("restore disable_ipv6", netdev::set_ipv6_disabled(name, v));
+        }
+        let have = own_addresses(name);
+        for a in self.addresses.iter().filter(|a| !have.contains(a)) {
+            if let Some((ip, prefix)) = address_ops::parse(a) {
+                step("restore address", address_ops::add(self.ifindex, ip, prefix));
+            }
         }
         if self.up {
-            step("set up", netdev::set_up(&self.name, true));
+            step("set up", netdev::set_up(name, true));
         }
         failed
     }

@@ -95,8 +95,9 @@ fn failover_without_delays_is_under_two_milliseconds() {
     assert_eq!(net.get("active_slave"), "eth1");
 }
 
-/// After a failover the peer hears a gratuitous ARP for the bond's address from the bond's
-/// MAC, and the switch moves that MAC to the new port.
+/// After a failover the peer hears a gratuitous ARP for the bond's IPv4 address and an
+/// unsolicited neighbour advertisement (override set) for its IPv6 address, both from the
+/// bond's MAC, and the switch moves that MAC to the new port.
 #[test]
 fn failover_announces_the_bond_to_the_switch_and_peer() {
     if !privileged() {
@@ -104,32 +105,42 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
     }
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(&["miimon=100"]);
+    ip(&["-n", &net.host(), "addr", "add", "2001:db8:77::1/64", "dev", "bond0", "nodad"]);
     let bond_mac: rbond_core::Mac = mac_of(&net, "bond0").parse().unwrap();
     let listener = net.in_ns(&net.peer(), move || {
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ARP as u16).to_be() as i32) };
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32) };
         assert!(fd >= 0);
         let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
         unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const tv).cast(), 16) };
         let start = Instant::now();
-        let mut garps = Vec::new();
+        let (mut garps, mut nas) = (Vec::new(), Vec::new());
         let mut buf = [0u8; 256];
         while start.elapsed() < Duration::from_secs(2) {
             let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-            let arp = (n > 0).then(|| rbond::frames::parse_arp(&buf[..n as usize], false)).flatten();
+            let f = &buf[..n.max(0) as usize];
+            let arp = rbond::frames::parse_arp(f, false);
             garps.extend(arp.filter(|a| a.sender_ip == BOND_IP && a.target_ip == BOND_IP));
+            // Ethernet IPv6, ICMPv6 type 136 (neighbour advertisement)
+            if f.len() >= 86 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == 136 {
+                let target: [u8; 16] = f[62..78].try_into().unwrap();
+                nas.push((f[6..12].to_vec(), f[58] & 0x20 != 0, std::net::Ipv6Addr::from(target)));
+            }
         }
         unsafe { libc::close(fd) };
-        garps
+        (garps, nas)
     });
     std::thread::sleep(Duration::from_millis(300));
     net.cable_of("eth0", false);
     std::thread::sleep(Duration::from_millis(100));
     let fdb = std::process::Command::new("bridge").args(["-n", &net.core(), "fdb", "show", "br", "br0"]).output().unwrap();
     let fdb = String::from_utf8_lossy(&fdb.stdout).to_string();
-    let garps = listener.join().unwrap();
+    let (garps, nas) = listener.join().unwrap();
     assert_eq!(garps.len(), 1, "one gratuitous ARP (num_grat_arp 1): {garps:?}");
     assert_eq!(garps[0].op, rbond_core::ArpOp::Request);
     assert_eq!(garps[0].sender_mac, bond_mac);
+    let ours: Vec<_> = nas.iter().filter(|(_, _, t)| *t == "2001:db8:77::1".parse::<std::net::Ipv6Addr>().unwrap()).collect();
+    assert_eq!(ours.len(), 1, "one unsolicited NA: {nas:?}");
+    assert_eq!((ours[0].0.as_slice(), ours[0].1), (&bond_mac.0[..], true), "from the bond's MAC, override set");
     assert!(fdb.lines().any(|l| l.starts_with(&bond_mac.to_string()) && l.contains("dev h1")), "{fdb}");
 }
 
@@ -187,17 +198,24 @@ fn tcp_bulk_transfer_with_offloads_on_arrives_intact() {
     eprintln!("200 MB through the bond (100 MB each way) in {took:?}");
 }
 
-fn slaves_as_before(net: &Net, before: &[(bool, String, u32)]) {
+type LinkState = ((bool, String, u32), Vec<String>);
+
+fn slaves_as_before(net: &Net, before: &[LinkState]) {
     for (name, b) in ["eth0", "eth1"].iter().zip(before) {
-        assert_eq!(&net.link(name).unwrap(), b, "{name} restored");
+        assert_eq!(&(net.link(name).unwrap(), net.addrs(name)), b, "{name} restored");
     }
     assert!(net.link("bond0").is_none(), "bond0 is gone");
 }
 
-fn prepared(net: &Net) -> Vec<(bool, String, u32)> {
-    // eth1 starts up with its own MTU: both must come back.
-    ip(&["-n", &net.host(), "link", "set", "eth1", "mtu", "1400", "up"]);
-    ["eth0", "eth1"].iter().map(|n| net.link(n).unwrap()).collect()
+fn prepared(net: &Net) -> Vec<LinkState> {
+    // eth1 starts up with its own MTU and addresses: all must come back.
+    let h = net.host();
+    ip(&["-n", &h, "link", "set", "eth1", "mtu", "1400", "up"]);
+    ip(&["-n", &h, "addr", "add", "10.88.0.5/24", "dev", "eth1"]);
+    ip(&["-n", &h, "addr", "add", "2001:db8:88::5/64", "dev", "eth1", "nodad"]);
+    let state: Vec<LinkState> = ["eth0", "eth1"].iter().map(|n| (net.link(n).unwrap(), net.addrs(n))).collect();
+    assert_eq!(state[1].1.len(), 2, "{state:?}");
+    state
 }
 
 #[test]
@@ -210,6 +228,7 @@ fn down_and_signals_restore_every_slave() {
         let before = prepared(&net);
         net.start_bond(GUIDE);
         assert_eq!(net.link("eth1").unwrap().2, 1500, "slaves take the bond's MTU");
+        assert_eq!(net.addrs("eth1"), Vec::<String>::new(), "slaves keep no address of their own");
         match how {
             "down" => drop(net.request(&Request::Down)),
             sig => {
@@ -234,7 +253,7 @@ fn a_killed_daemon_is_cleaned_up_by_the_next_start() {
     net.start_bond(GUIDE);
     unsafe { libc::kill(net.daemon_pid().unwrap() as i32, libc::SIGKILL) };
     net.wait_daemon();
-    assert_ne!(net.link("eth1").unwrap().1, before[1].1, "killed: eth1 still wears the bond's MAC");
+    assert_ne!(net.link("eth1").unwrap().1, before[1].0.1, "killed: eth1 still wears the bond's MAC");
     net.start_bond(GUIDE);
     assert!(net.log_lines().iter().any(|l| l == "bond0: restoring eth1 left by a previous daemon"));
     drop(net.request(&Request::Down));
@@ -264,4 +283,115 @@ fn arp_monitor_detects_a_dead_path_behind_a_live_link() {
     let i = lines.iter().position(|l| l == "bond0: link status definitely down for interface eth0, disabling it").expect("eth0 declared down");
     assert_eq!(lines[i + 1], "bond0: making interface eth1 the new active one.");
     assert!(net.link("eth0").unwrap().0, "eth0 itself is still up");
+}
+
+/// A slave renamed, moved to another namespace or deleted under the daemon is released with
+/// a line saying why, and the bond carries on with what it has left.
+#[test]
+fn slaves_that_vanish_under_the_daemon_are_released() {
+    if !privileged() {
+        return;
+    }
+    let mut net = Net::new(Wiring::OneSwitch);
+    net.start_bond(&["miimon=100"]);
+    let h = net.host();
+    let eth1_mac = net.link("eth1").unwrap().1;
+    ip(&["-n", &h, "link", "set", "eth1", "down"]);
+    ip(&["-n", &h, "link", "set", "eth1", "name", "spare"]);
+    net.wait_until(Duration::from_secs(5), |n| n.get("slaves") == "eth0");
+    assert_ne!(net.link("spare").unwrap().1, eth1_mac, "the renamed slave got its own MAC back");
+    let out = net.rbond().args(["enslave", "bond0", "spare"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ip(&["-n", &h, "link", "set", "spare", "netns", &net.peer()]);
+    net.wait_until(Duration::from_secs(5), |n| n.get("slaves") == "eth0");
+    let stop = net.echo();
+    let p = net.probe(100, Duration::from_millis(500)).join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    assert!(p.received >= p.sent - 2, "still forwarding on eth0: {p:?}");
+    ip(&["-n", &h, "link", "del", "eth0"]);
+    net.wait_until(Duration::from_secs(5), |n| n.get("slaves").is_empty());
+    let lines = net.log_lines();
+    let after = |first: &str| -> Vec<&str> {
+        let i = lines.iter().position(|l| l == first).unwrap_or_else(|| panic!("no {first:?} in {lines:#?}"));
+        lines[i..].iter().take(2).map(String::as_str).collect()
+    };
+    assert_eq!(after("bond0: eth1 was renamed, releasing it")[1], "bond0: releasing backup interface eth1");
+    assert_eq!(
+        after("bond0: spare has gone (deleted or moved to another namespace), releasing it")[1],
+        "bond0: releasing backup interface spare"
+    );
+    // Deleting a veth drops its carrier first: eth0 is already down when it goes.
+    assert_eq!(
+        after("bond0: link status definitely down for interface eth0, disabling it"),
+        ["bond0: link status definitely down for interface eth0, disabling it", "bond0: now running without any active interface !"]
+    );
+    assert_eq!(
+        after("bond0: eth0 has gone (deleted or moved to another namespace), releasing it")[1],
+        "bond0: releasing backup interface eth0"
+    );
+    assert!(!lines.iter().any(|l| l.contains("No such device")), "nothing is done to a vanished device: {lines:#?}");
+    assert_eq!(net.get("mii_status"), "down");
+}
+
+/// Bad requests get an error reply; the daemon keeps serving and forwarding.
+#[test]
+fn the_control_socket_survives_bad_requests() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+    if !privileged() {
+        return;
+    }
+    let mut net = Net::new(Wiring::OneSwitch);
+    net.start_bond(&["miimon=100"]);
+    let sock = rbond::control::socket_path(&net.run_dir, "bond0");
+    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+    let ask = |bytes: &[u8]| -> serde_json::Value {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(bytes);
+        let mut line = String::new();
+        std::io::BufReader::new(s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    };
+    for bad in [&b"not json\n"[..], b"{\"cmd\":\"fly\"}\n", b"{}\n", b"{\"cmd\":\"get\"}\n"] {
+        let r = ask(bad);
+        assert_eq!(r["ok"], false, "{r}");
+        assert!(r["error"].as_str().unwrap().starts_with("bad request"), "{r}");
+    }
+    let r = ask(&vec![b'x'; 1 << 20]);
+    assert_eq!(r["error"], "request longer than 65536 bytes");
+    drop(UnixStream::connect(&sock).unwrap()); // a client that says nothing
+    let r = ask(b"{\"cmd\":\"get\",\"option\":\"nosuch\"}\n");
+    assert_eq!(r["error"], "unknown option nosuch");
+    assert_eq!(net.get("mode"), "active-backup 1");
+}
+
+/// The CLI: the report in the /proc layout, sysfs values, JSON, and one clear line on error.
+#[test]
+fn the_cli_reports_and_refuses_clearly() {
+    if !privileged() {
+        return;
+    }
+    let mut net = Net::new(Wiring::OneSwitch);
+    net.start_bond(GUIDE);
+    net.wait_until(Duration::from_secs(5), |n| n.request(&Request::Status)["report"]["slaves"][1]["mii_status"] == "up");
+    let run = |args: &[&str]| net.rbond().args(args).output().unwrap();
+    let out = run(&["status", "bond0"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("Ethernet Channel Bonding Driver: rbond v0.1.0\n\nBonding Mode: fault-tolerance (active-backup)\n"), "{text}");
+    assert_eq!(run(&["get", "bond0", "mode"]).stdout, b"active-backup 1\n");
+    assert_eq!(run(&["get", "bond0", "updelay"]).stdout, b"200\n");
+    let bad = run(&["set", "bond0", "miimon", "abc"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&bad.stderr), "rbond: bond0: option miimon: invalid value (abc); allowed values 0 - 2147483647\n");
+    assert!(run(&["set-active", "bond0", "eth1"]).status.success());
+    let json: serde_json::Value = serde_json::from_slice(&run(&["status", "bond0", "--json"]).stdout).unwrap();
+    assert_eq!(json["active_slave"], "eth1");
+    assert_eq!(json["options"]["miimon"], "100");
+    let events = String::from_utf8(run(&["events", "bond0"]).stdout).unwrap();
+    assert!(events.ends_with("bond0: making interface eth1 the new active one.\n"), "{events}");
+    let missing = run(&["status", "bond7"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("bond7.sock"), "names the socket it tried");
 }

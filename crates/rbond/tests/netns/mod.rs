@@ -216,6 +216,15 @@ impl Net {
         Some((up, l["address"].as_str()?.to_string(), l["mtu"].as_u64()? as u32))
     }
 
+    /// An interface's own addresses in the host namespace as `addr/prefix`, link-local left out.
+    pub fn addrs(&self, name: &str) -> Vec<String> {
+        let out = Command::new("ip").args(["-n", &self.host(), "-j", "addr", "show", name]).output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let infos = v.get(0).and_then(|l| l["addr_info"].as_array().cloned()).unwrap_or_default();
+        let global = infos.iter().filter(|a| a["scope"] != "link");
+        global.map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"])).collect()
+    }
+
     /// Runs `f` on a thread inside namespace `ns`.
     pub fn in_ns<T: Send + 'static>(&self, ns: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
         let path = format!("/var/run/netns/{ns}");
