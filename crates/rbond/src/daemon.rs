@@ -31,6 +31,8 @@ pub struct Config {
     pub options: Vec<(String, String)>,
     pub run_dir: PathBuf,
     pub foreground: bool,
+    /// The syslog socket (normally /dev/log).
+    pub syslog: PathBuf,
 }
 
 struct Member {
@@ -90,7 +92,7 @@ pub fn recover(run_dir: &std::path::Path, bond: &str, log: &mut Logger) {
 impl Daemon {
     pub fn start(cfg: Config) -> anyhow::Result<Daemon> {
         std::fs::create_dir_all(&cfg.run_dir).with_context(|| cfg.run_dir.display().to_string())?;
-        let mut log = Logger::new(&cfg.bond, cfg.foreground);
+        let mut log = Logger::new(&cfg.bond, cfg.foreground, &cfg.syslog);
         recover(&cfg.run_dir, &cfg.bond, &mut log);
         let bond = Bond::new(&cfg.bond, engine_options(&cfg.options)?)?;
         let signals = Signals::block_and_open()?;

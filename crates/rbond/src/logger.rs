@@ -2,7 +2,8 @@
 //! work), stderr when running in the foreground, and a ring the control socket serves.
 
 use std::collections::VecDeque;
-use std::ffi::CString;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rbond_core::{Event, Level};
@@ -20,9 +21,15 @@ pub struct LogLine {
     pub event: Option<Event>,
 }
 
+/// The system log socket, where one exists.
+pub const DEV_LOG: &str = "/dev/log";
+/// syslog facility `daemon`, shifted as the priority field wants it.
+const LOG_DAEMON: u8 = 3 << 3;
+
 pub struct Logger {
     bond: String,
     stderr: bool,
+    syslog: Option<(UnixDatagram, PathBuf)>,
     ring: VecDeque<LogLine>,
     /// Lines not yet handed to event followers.
     pending: Vec<LogLine>,
@@ -33,11 +40,22 @@ fn now_ms() -> u64 {
 }
 
 impl Logger {
-    pub fn new(bond: &str, stderr: bool) -> Logger {
-        // The ident must outlive every syslog call: it is leaked once per process.
-        static IDENT: &[u8] = b"rbond\0";
-        unsafe { libc::openlog(IDENT.as_ptr().cast(), libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_DAEMON) };
-        Logger { bond: bond.to_string(), stderr, ring: VecDeque::new(), pending: Vec::new() }
+    /// Lines go to the syslog socket at `syslog` when it exists (silently nowhere otherwise).
+    pub fn new(bond: &str, stderr: bool, syslog: &Path) -> Logger {
+        let sock = UnixDatagram::unbound().ok().map(|s| (s, syslog.to_path_buf()));
+        Logger { bond: bond.to_string(), stderr, syslog: sock, ring: VecDeque::new(), pending: Vec::new() }
+    }
+
+    /// `<PRI>rbond[PID]: bonding: TEXT`, which syslog daemons and journald stamp on receipt.
+    fn to_syslog(&self, level: Level, text: &str) {
+        let severity = match level {
+            Level::Info => 6,
+            Level::Warning => 4,
+        };
+        if let Some((sock, path)) = &self.syslog {
+            let msg = format!("<{}>rbond[{}]: bonding: {text}", LOG_DAEMON | severity, std::process::id());
+            let _ = sock.send_to(msg.as_bytes(), path);
+        }
     }
 
     pub fn event(&mut self, e: Event) {
@@ -51,13 +69,7 @@ impl Logger {
     }
 
     fn write(&mut self, line: LogLine) {
-        let prio = match line.level {
-            Level::Info => libc::LOG_INFO,
-            Level::Warning => libc::LOG_WARNING,
-        };
-        if let Ok(msg) = CString::new(format!("bonding: {}", line.text)) {
-            unsafe { libc::syslog(prio, c"%s".as_ptr(), msg.as_ptr()) };
-        }
+        self.to_syslog(line.level, &line.text);
         if self.stderr {
             eprintln!("{}", line.text);
         }

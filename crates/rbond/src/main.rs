@@ -25,7 +25,7 @@ enum Cmd {
         #[arg(long)]
         bond: String,
         /// Slaves to enslave, in order (repeat, or separate with commas).
-        #[arg(long = "slave", value_delimiter = ',')]
+        #[arg(long = "slaves", alias = "slave", value_delimiter = ',')]
         slaves: Vec<String>,
         /// Bond options as NAME=VALUE, applied in order (e.g. miimon=100).
         #[arg(long = "opt", value_parser = parse_opt)]
@@ -33,6 +33,9 @@ enum Cmd {
         /// Also print the log lines on stderr.
         #[arg(long)]
         foreground: bool,
+        /// The syslog socket the log lines are sent to.
+        #[arg(long, default_value = rbond::logger::DEV_LOG)]
+        syslog: PathBuf,
     },
     /// Print the status report (the /proc/net/bonding layout), or JSON.
     Status {
@@ -76,8 +79,8 @@ fn print_line(v: &Value) {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = &cli.run_dir;
     match cli.cmd {
-        Cmd::Daemon { bond, slaves, opts, foreground } => {
-            let cfg = Config { bond, slaves, options: opts, run_dir: dir.clone(), foreground };
+        Cmd::Daemon { bond, slaves, opts, foreground, syslog } => {
+            let cfg = Config { bond, slaves, options: opts, run_dir: dir.clone(), foreground, syslog };
             Daemon::start(cfg)?.run()?;
         }
         Cmd::Status { bond, json } => {

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use netns::{BOND_IP, Net, PEER_IP, Wiring, ip, privileged};
+use netns::{BOND_IP, Cpu, Net, PEER_IP, Wiring, begin, ip};
 use rbond::control::Request;
 
 const GUIDE: &[&str] = &["mode=1", "miimon=100", "updelay=200", "downdelay=200", "primary=eth0"];
@@ -19,9 +19,7 @@ fn mac_of(net: &Net, name: &str) -> String {
 
 #[test]
 fn traffic_flows_and_bond_and_slaves_share_one_mac() {
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(GUIDE);
     let stop = net.echo();
@@ -44,9 +42,7 @@ fn traffic_flows_and_bond_and_slaves_share_one_mac() {
 /// kernel's lines in order and nothing duplicated.
 #[test]
 fn pulling_the_active_cable_fails_over_after_the_downdelay() {
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Alone) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(GUIDE);
     let stop = net.echo();
@@ -78,9 +74,7 @@ fn pulling_the_active_cable_fails_over_after_the_downdelay() {
 /// With no delays, a fixed-rate probe at 10,000 packets/s sees under 2 ms of outage.
 #[test]
 fn failover_without_delays_is_under_two_milliseconds() {
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Alone) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(&["mode=active-backup", "miimon=100"]);
     let stop = net.echo();
@@ -100,9 +94,7 @@ fn failover_without_delays_is_under_two_milliseconds() {
 /// bond's MAC, and the switch moves that MAC to the new port.
 #[test]
 fn failover_announces_the_bond_to_the_switch_and_peer() {
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(&["miimon=100"]);
     ip(&["-n", &net.host(), "addr", "add", "2001:db8:77::1/64", "dev", "bond0", "nodad"]);
@@ -147,9 +139,7 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
 /// A TCP bulk transfer each way through the bond, with every offload left on, arrives intact.
 #[test]
 fn tcp_bulk_transfer_with_offloads_on_arrives_intact() {
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Alone) else { return };
     const BYTES: usize = 100 << 20;
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(&["miimon=100"]);
@@ -220,9 +210,7 @@ fn prepared(net: &Net) -> Vec<LinkState> {
 
 #[test]
 fn down_and_signals_restore_every_slave() {
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Shared) else { return };
     for how in ["down", "SIGTERM", "SIGINT"] {
         let mut net = Net::new(Wiring::OneSwitch);
         let before = prepared(&net);
@@ -245,9 +233,7 @@ fn down_and_signals_restore_every_slave() {
 
 #[test]
 fn a_killed_daemon_is_cleaned_up_by_the_next_start() {
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     let before = prepared(&net);
     net.start_bond(GUIDE);
@@ -264,9 +250,7 @@ fn a_killed_daemon_is_cleaned_up_by_the_next_start() {
 /// ARP monitoring finds a path that died beyond the switch, where carrier says nothing.
 #[test]
 fn arp_monitor_detects_a_dead_path_behind_a_live_link() {
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = Net::new(Wiring::AccessSwitches);
     // Validation keeps the isolated eth0 from counting the access switch's own chatter.
     net.start_bond(&["arp_interval=100", &format!("arp_ip_target={PEER_IP}"), "arp_validate=all", "primary=eth0"]);
@@ -289,9 +273,7 @@ fn arp_monitor_detects_a_dead_path_behind_a_live_link() {
 /// a line saying why, and the bond carries on with what it has left.
 #[test]
 fn slaves_that_vanish_under_the_daemon_are_released() {
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(&["miimon=100"]);
     let h = net.host();
@@ -339,9 +321,7 @@ fn the_control_socket_survives_bad_requests() {
     use std::io::BufRead;
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::net::UnixStream;
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(&["miimon=100"]);
     let sock = rbond::control::socket_path(&net.run_dir, "bond0");
@@ -370,9 +350,7 @@ fn the_control_socket_survives_bad_requests() {
 /// The CLI: the report in the /proc layout, sysfs values, JSON, and one clear line on error.
 #[test]
 fn the_cli_reports_and_refuses_clearly() {
-    if !privileged() {
-        return;
-    }
+    let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(GUIDE);
     net.wait_until(Duration::from_secs(5), |n| n.request(&Request::Status)["report"]["slaves"][1]["mii_status"] == "up");
@@ -394,4 +372,36 @@ fn the_cli_reports_and_refuses_clearly() {
     let missing = run(&["status", "bond7"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("bond7.sock"), "names the socket it tried");
+}
+
+/// Every line also goes to syslog, tagged `bonding: ` as the kernel's were, so
+/// `grep bonding /var/log/syslog | sed 's/.*bonding: //'` prints the kernel's text; and a
+/// slave released on request gets its MAC, MTU and state back while the bond runs on.
+#[test]
+fn lines_reach_syslog_and_release_restores_the_slave() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = Net::new(Wiring::OneSwitch);
+    std::fs::create_dir_all(&net.run_dir).unwrap();
+    let syslog = std::os::unix::net::UnixDatagram::bind(net.syslog_path()).unwrap();
+    syslog.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let before = prepared(&net);
+    net.start_bond(&["miimon=100"]);
+    let out = net.rbond().args(["release", "bond0", "eth1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((net.link("eth1").unwrap(), net.addrs("eth1")), before[1], "eth1 restored");
+    assert_eq!(net.get("slaves"), "eth0");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = syslog.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    let pid = net.daemon_pid().unwrap();
+    let want = [
+        format!("<30>rbond[{pid}]: bonding: MII link monitoring set to 100 ms"),
+        format!("<30>rbond[{pid}]: bonding: bond0: making interface eth0 the new active one."),
+        format!("<30>rbond[{pid}]: bonding: bond0: releasing backup interface eth1"),
+    ];
+    for w in want {
+        assert!(got.contains(&w), "missing {w:?} in {got:#?}");
+    }
 }

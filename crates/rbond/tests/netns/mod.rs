@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -20,17 +20,36 @@ pub const BOND_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 pub const ECHO_PORT: u16 = 7000;
 
-/// True when this test can build namespaces. Outside CI a non-root run is skipped with a
-/// note; under CI=true it fails, so a CI without privileges cannot pass silently.
-pub fn privileged() -> bool {
+/// Whether a test may share the two CPUs with others, or measures time (or loads the CPU)
+/// and must run alone.
+pub enum Cpu {
+    Shared,
+    Alone,
+}
+
+static CPU: RwLock<()> = RwLock::new(());
+
+/// A test's turn on the machine; held for the whole test.
+pub enum Turn {
+    Shared(RwLockReadGuard<'static, ()>),
+    Alone(RwLockWriteGuard<'static, ()>),
+}
+
+/// Starts a namespace test: `None` when it cannot run here. Outside CI a non-root run is
+/// skipped with a note; under CI=true it fails, so a CI without privileges cannot pass.
+pub fn begin(cpu: Cpu) -> Option<Turn> {
     let root = unsafe { libc::geteuid() } == 0;
     let tools = Command::new("ip").args(["netns", "list"]).output().is_ok_and(|o| o.status.success());
-    if root && tools {
-        return true;
+    if !(root && tools) {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: these tests need root, iproute2 and network namespaces");
+        eprintln!("skipped: needs root, iproute2 and network namespaces");
+        return None;
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: these tests need root, iproute2 and network namespaces");
-    eprintln!("skipped: needs root, iproute2 and network namespaces");
-    false
+    // A test that failed while holding its turn must not block the rest.
+    Some(match cpu {
+        Cpu::Shared => Turn::Shared(CPU.read().unwrap_or_else(|e| e.into_inner())),
+        Cpu::Alone => Turn::Alone(CPU.write().unwrap_or_else(|e| e.into_inner())),
+    })
 }
 
 pub fn ip(args: &[&str]) {
@@ -138,7 +157,8 @@ impl Net {
     pub fn start_bond(&mut self, opts: &[&str]) {
         std::fs::create_dir_all(&self.run_dir).unwrap();
         let mut cmd = self.rbond();
-        cmd.args(["daemon", "--bond", "bond0", "--slave", "eth0,eth1", "--foreground"]);
+        cmd.args(["daemon", "--bond", "bond0", "--slaves", "eth0,eth1", "--foreground", "--syslog"]);
+        cmd.arg(self.syslog_path());
         for o in opts {
             cmd.args(["--opt", o]);
         }
@@ -152,6 +172,11 @@ impl Net {
     }
 
     /// Waits until the daemon answers (a dead daemon's socket file may still be there).
+    /// Where the daemon sends syslog lines in tests (a socket the test may listen on).
+    pub fn syslog_path(&self) -> PathBuf {
+        self.run_dir.join("syslog.sock")
+    }
+
     pub fn wait_for_socket(&self) {
         let sock = control::socket_path(&self.run_dir, "bond0");
         let deadline = Instant::now() + Duration::from_secs(5);
