@@ -5,7 +5,6 @@ mod netns;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use netns::{BOND_IP, Cpu, Net, PEER_IP, Wiring, begin, ip};
@@ -22,9 +21,8 @@ fn traffic_flows_and_bond_and_slaves_share_one_mac() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(GUIDE);
-    let stop = net.echo();
+    let _echo = net.echo();
     let p = net.probe(200, Duration::from_secs(1)).join().unwrap();
-    stop.store(true, Ordering::Relaxed);
     assert!(p.received >= p.sent - 2, "{p:?}");
     assert_eq!(p.duplicates, 0);
     let bond_mac = mac_of(&net, "bond0");
@@ -45,13 +43,12 @@ fn pulling_the_active_cable_fails_over_after_the_downdelay() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(GUIDE);
-    let stop = net.echo();
+    let _echo = net.echo();
     let probe = net.probe(1000, Duration::from_secs(3));
     std::thread::sleep(Duration::from_secs(1));
     let before = net.log_lines().len();
     net.cable_of("eth0", false);
     let p = probe.join().unwrap();
-    stop.store(true, Ordering::Relaxed);
     let lines = net.log_lines()[before..].to_vec();
     assert_eq!(
         lines,
@@ -77,12 +74,11 @@ fn failover_without_delays_is_under_two_milliseconds() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
     let mut net = Net::new(Wiring::OneSwitch);
     net.start_bond(&["mode=active-backup", "miimon=100"]);
-    let stop = net.echo();
+    let _echo = net.echo();
     let probe = net.probe(10_000, Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(1000));
     net.cable_of("eth0", false);
     let p = probe.join().unwrap();
-    stop.store(true, Ordering::Relaxed);
     eprintln!("10k pps failover: sent {} received {} outage {:?} longest gap {:?}", p.sent, p.received, p.outage, p.longest_gap);
     assert_eq!(p.duplicates, 0);
     assert!(p.outage < Duration::from_millis(2), "outage {:?}", p.outage);
@@ -256,12 +252,11 @@ fn arp_monitor_detects_a_dead_path_behind_a_live_link() {
     net.start_bond(&["arp_interval=100", &format!("arp_ip_target={PEER_IP}"), "arp_validate=all", "primary=eth0"]);
     net.wait_until(Duration::from_secs(5), |n| n.get("active_slave") == "eth0");
     net.wait_until(Duration::from_secs(5), |n| n.request(&Request::Status)["report"]["slaves"][1]["mii_status"] == "up");
-    let stop = net.echo();
+    let _echo = net.echo();
     let access0 = net.switch_of("eth0");
     ip(&["-n", &access0, "link", "set", "up0", "down"]);
     net.wait_until(Duration::from_secs(5), |n| n.get("active_slave") == "eth1");
     let p = net.probe(100, Duration::from_secs(1)).join().unwrap();
-    stop.store(true, Ordering::Relaxed);
     assert!(p.received >= p.sent - 2, "traffic flows through eth1: {p:?}");
     let lines = net.log_lines();
     let i = lines.iter().position(|l| l == "bond0: link status definitely down for interface eth0, disabling it").expect("eth0 declared down");
@@ -286,9 +281,8 @@ fn slaves_that_vanish_under_the_daemon_are_released() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     ip(&["-n", &h, "link", "set", "spare", "netns", &net.peer()]);
     net.wait_until(Duration::from_secs(5), |n| n.get("slaves") == "eth0");
-    let stop = net.echo();
+    let _echo = net.echo();
     let p = net.probe(100, Duration::from_millis(500)).join().unwrap();
-    stop.store(true, Ordering::Relaxed);
     assert!(p.received >= p.sent - 2, "still forwarding on eth0: {p:?}");
     ip(&["-n", &h, "link", "del", "eth0"]);
     net.wait_until(Duration::from_secs(5), |n| n.get("slaves").is_empty());

@@ -260,8 +260,8 @@ impl Net {
         })
     }
 
-    /// A UDP echo service on the peer, running until the returned flag is set.
-    pub fn echo(&self) -> Arc<AtomicBool> {
+    /// A UDP echo service on the peer, running until the returned guard is dropped.
+    pub fn echo(&self) -> Echo {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         self.in_ns(&self.peer(), move || {
@@ -274,7 +274,7 @@ impl Net {
                 }
             }
         });
-        stop
+        Echo(stop)
     }
 
     /// Sends `pps` numbered datagrams per second to the peer's echo for `length`, counting
@@ -299,6 +299,15 @@ impl Drop for Net {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+/// The peer's echo service; it stops when this is dropped.
+pub struct Echo(Arc<AtomicBool>);
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
