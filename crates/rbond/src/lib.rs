@@ -5,6 +5,7 @@ pub mod address_ops;
 pub mod control;
 pub mod daemon;
 pub mod frames;
+pub mod lab;
 pub mod link_watch;
 pub mod logger;
 pub mod netdev;
