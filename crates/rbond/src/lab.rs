@@ -157,6 +157,10 @@ impl Lab {
             cmd.args(["--opt", o]);
         }
         let log = File::create(self.run_dir.join("daemon.stderr"))?;
+        // Its own process group: a terminal's Ctrl-C reaches only whoever runs the lab, which
+        // then stops the daemon in order.
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
         self.daemon = Some(cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?);
         self.wait_for_daemon()?;
         ip(&["-n", &self.host(), "addr", "add", &format!("{BOND_IP}/24"), "dev", "bond0"])?;

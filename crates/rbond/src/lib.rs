@@ -4,6 +4,7 @@
 pub mod address_ops;
 pub mod control;
 pub mod daemon;
+pub mod drill;
 pub mod frames;
 pub mod lab;
 pub mod link_watch;

@@ -57,6 +57,16 @@ enum Cmd {
     Set { bond: String, option: String, value: String },
     /// Stop the daemon: slaves get back their MAC, MTU and state, and the bond disappears.
     Down { bond: String },
+    /// Run the guide's checks, ifenslave sequence and cable pulls on a throwaway network
+    /// (network namespaces; no real NIC is touched). Needs root.
+    Drill {
+        /// Probe packets per second.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+        pps: u32,
+        /// Print the results as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_opt(s: &str) -> Result<(String, String), String> {
@@ -76,7 +86,8 @@ fn print_line(v: &Value) {
     println!("{}", v["text"].as_str().unwrap_or_default());
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Carries out the command; returns the exit code when it has one of its own.
+fn run(cli: Cli) -> anyhow::Result<u8> {
     let dir = &cli.run_dir;
     match cli.cmd {
         Cmd::Daemon { bond, slaves, opts, foreground, syslog } => {
@@ -113,13 +124,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Get { bond, option } => println!("{}", ask(dir, &bond, &Request::Get { option })?["value"].as_str().unwrap_or_default()),
         Cmd::Set { bond, option, value } => drop(ask(dir, &bond, &Request::Set { option, value })?),
         Cmd::Down { bond } => drop(ask(dir, &bond, &Request::Down)?),
+        Cmd::Drill { pps, json } => {
+            let bin = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rbond"));
+            return Ok(rbond::drill::run(rbond::drill::DrillOptions { pps, json, bin }));
+        }
     }
-    Ok(())
+    Ok(0)
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("rbond: {e:#}");
             ExitCode::FAILURE

@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use netns::{BOND_IP, Cpu, Lab, PEER_IP, Wiring, begin, get, ip, lab, probe, rbond, settled, start, wait};
+use netns::{Cpu, Lab, Wiring, begin, get, ip, lab, probe, rbond, settled, start, wait};
+use rbond::lab::{BOND_IP, PEER_IP};
 use rbond::control::Request;
 
 const GUIDE: &[&str] = &["mode=1", "miimon=100", "updelay=200", "downdelay=200", "primary=eth0"];

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-pub use rbond::lab::{BOND_IP, Lab, PEER_IP, Window, Wiring};
+pub use rbond::lab::{Lab, Window, Wiring};
 
 /// Whether a test may share the two CPUs with others, or measures time (or loads the CPU)
 /// and must run alone.

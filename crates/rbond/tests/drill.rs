@@ -1,0 +1,115 @@
+//! `rbond drill` end to end: its verdicts, its cleanup, and its refusals.
+
+mod netns;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use netns::{Cpu, begin, bin};
+use serde_json::Value;
+
+fn leftovers(pid: u32) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let prefix = format!("rbd{pid}x");
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with(&prefix)).map(str::to_string).collect()
+}
+
+fn drill_json() -> (u32, Output) {
+    let child = Command::new(bin()).args(["drill", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    (pid, child.wait_with_output().unwrap())
+}
+
+fn check_report(out: &Output) -> Value {
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let steps = r["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "guide checks",
+            "ifenslave -c bond0 eth0",
+            "ifenslave -d bond0 eth0",
+            "ifenslave bond0 eth0",
+            "ifenslave -c bond0 eth0",
+            "ifenslave -d bond0 eth1",
+            "ifenslave bond0 eth1",
+            "ifenslave -c bond0 eth1",
+            "ifenslave -c bond0 eth0",
+            "pull eth1",
+            "replug eth1",
+            "pull eth0",
+            "replug eth0",
+        ]
+    );
+    for s in steps {
+        assert_eq!(s["passed"], true, "{s:#}");
+        assert_eq!(s["duplicated"], 0, "{s:#}");
+        assert_eq!(s["active_after"], s["expected_active"], "{s:#}");
+        assert!(s["outage_ms"].as_f64().unwrap() <= s["expected_outage_ms"].as_f64().unwrap(), "{s:#}");
+        assert!(s["sent"].as_u64().unwrap() > 300, "traffic ran through every step: {s:#}");
+    }
+    let pull = &steps[11];
+    assert_eq!((pull["active_before"].as_str(), pull["active_after"].as_str()), (Some("eth0"), Some("eth1")));
+    let outage = pull["outage_ms"].as_f64().unwrap();
+    assert!((150.0..=320.0).contains(&outage), "pulling the active costs the 200 ms downdelay: {outage}");
+    let log = pull["log"].as_array().unwrap();
+    assert_eq!(log.last().unwrap(), "bond0: making interface eth1 the new active one.");
+    assert_eq!(r["passed"], true);
+    assert_eq!(out.status.code(), Some(0));
+    r
+}
+
+#[test]
+fn the_drill_passes_every_step_and_leaves_nothing_behind() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let (pid, out) = drill_json();
+    check_report(&out);
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn two_drills_at_once_do_not_collide() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let a = std::thread::spawn(drill_json);
+    let b = std::thread::spawn(drill_json);
+    for (pid, out) in [a.join().unwrap(), b.join().unwrap()] {
+        check_report(&out);
+        assert_eq!(leftovers(pid), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn an_interrupted_drill_removes_its_network() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let child = Command::new(bin()).arg("drill").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    // Wait until it is in the middle of its steps.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while leftovers(pid).len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!leftovers(pid).is_empty(), "the drill built its network");
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "rbond drill: interrupted; the test network has been removed\n");
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+    let stale = Command::new("pgrep").args(["-f", &format!("rbd{pid}x")]).output().unwrap();
+    assert!(stale.stdout.is_empty(), "no daemon left running: {}", String::from_utf8_lossy(&stale.stdout));
+}
+
+#[test]
+fn the_drill_refuses_to_run_without_root() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin())
+        .arg("drill")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "rbond drill: must run as root (it creates network namespaces)\n");
+}
