@@ -1,0 +1,5 @@
+//! Configuration the Debian way: the interfaces(5) file and what Debian's ifenslave scripts
+//! make of it. Pure: nothing here touches the network.
+
+pub mod bond;
+pub mod interfaces;
