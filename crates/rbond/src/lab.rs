@@ -148,11 +148,11 @@ impl Lab {
         self.run_dir.join("syslog.sock")
     }
 
-    /// Starts `bin`'s daemon for bond0 over eth0 and eth1 with these options, then gives bond0
-    /// its address and brings it up, as an administrator (or ifup) would.
-    pub fn start_bond(&mut self, bin: &Path, opts: &[String]) -> anyhow::Result<()> {
+    /// Starts `bin`'s daemon for bond0 over `slaves` (of eth0 and eth1) with these options,
+    /// then gives bond0 its address and brings it up, as an administrator (or ifup) would.
+    pub fn start_bond(&mut self, bin: &Path, slaves: &[&str], opts: &[String]) -> anyhow::Result<()> {
         let mut cmd = self.rbond(bin);
-        cmd.args(["daemon", "--bond", "bond0", "--slaves", "eth0,eth1", "--foreground", "--syslog"]).arg(self.syslog_path());
+        cmd.args(["daemon", "--bond", "bond0", "--slaves", &slaves.join(","), "--foreground", "--syslog"]).arg(self.syslog_path());
         for o in opts {
             cmd.args(["--opt", o]);
         }

@@ -66,6 +66,9 @@ enum Cmd {
         /// Print the results as one JSON document.
         #[arg(long)]
         json: bool,
+        /// An interfaces file whose bond stanza (slaves eth0 and eth1) replaces the guide's.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -124,9 +127,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Get { bond, option } => println!("{}", ask(dir, &bond, &Request::Get { option })?["value"].as_str().unwrap_or_default()),
         Cmd::Set { bond, option, value } => drop(ask(dir, &bond, &Request::Set { option, value })?),
         Cmd::Down { bond } => drop(ask(dir, &bond, &Request::Down)?),
-        Cmd::Drill { pps, json } => {
+        Cmd::Drill { pps, json, config } => {
             let bin = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rbond"));
-            return Ok(rbond::drill::run(rbond::drill::DrillOptions { pps, json, bin }));
+            return Ok(rbond::drill::run(rbond::drill::DrillOptions { pps, json, bin, config }));
         }
     }
     Ok(0)

@@ -113,3 +113,31 @@ fn the_drill_refuses_to_run_without_root() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "rbond drill: must run as root (it creates network namespaces)\n");
 }
+
+/// Another stanza: no primary, no delays, slaves listed eth1 first. The expectations follow
+/// the configuration: eth1 starts active, nothing takes it back, a pull costs ~nothing.
+#[test]
+fn the_drill_judges_another_stanza_by_its_own_settings() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let dir = std::env::temp_dir().join(format!("rbond-drill-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("interfaces");
+    std::fs::write(&cfg, "auto bond0\niface bond0 inet manual\n    bond-slaves eth1 eth0\n    bond-mode active-backup\n    bond-miimon 50\n").unwrap();
+    let out = Command::new(bin()).args(["drill", "--json", "--config"]).arg(&cfg).output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(r["passed"], true, "{r:#}");
+    assert_eq!(r["options"], serde_json::json!(["miimon=50", "mode=active-backup"]));
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["active_after"], "eth1");
+    assert_eq!(steps[12]["expected_active"], "eth1", "no primary takes the bond back");
+    assert_eq!(steps[11]["expected_outage_ms"], 70, "miimon 50 + 20 ms slack");
+    let bad = dir.join("bad");
+    std::fs::write(&bad, "iface bond0 inet manual\n    bond-slaves eth2\n").unwrap();
+    let out = Command::new(bin()).args(["drill", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("rbond drill: {}:1: the drill's host has eth0 and eth1; bond0 has [\"eth2\"]\n", bad.display())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -54,7 +54,7 @@ pub fn ip(args: &[&str]) {
 /// Starts bond0 with these options and waits for its first active slave.
 pub fn start(lab: &mut Lab, opts: &[&str]) {
     let opts: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
-    lab.start_bond(bin(), &opts).unwrap();
+    lab.start_bond(bin(), &["eth0", "eth1"], &opts).unwrap();
     wait(lab, "an active slave", |l| !get(l, "active_slave").is_empty());
 }
 
