@@ -306,6 +306,11 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // Daemons started by others (ifup's hook, `rbond up`) are found by their sockets.
+        let sockets = std::fs::read_dir(&self.run_dir).into_iter().flatten().filter_map(|e| e.ok());
+        for bond in sockets.filter_map(|e| e.file_name().to_str()?.strip_suffix(".sock").map(str::to_string)) {
+            let _ = crate::launch::stop(&self.run_dir, &bond);
+        }
         if let Some(mut d) = self.daemon.take() {
             unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(5);

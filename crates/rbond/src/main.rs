@@ -1,11 +1,12 @@
 //! The `rbond` command: the daemon, and a client for its control socket.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rbond::control::{self, Request};
 use rbond::daemon::{Config, Daemon};
+use rbond::launch::ask;
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -55,8 +56,27 @@ enum Cmd {
     /// Print an option or state value as its sysfs file reads (e.g. `mode`).
     Get { bond: String, option: String },
     Set { bond: String, option: String, value: String },
+    /// Create a bond from its stanza in an interfaces file and return once its slaves are in.
+    Up {
+        bond: String,
+        /// The interfaces file.
+        #[arg(short = 'i', long = "interfaces", default_value = "/etc/network/interfaces")]
+        file: PathBuf,
+    },
     /// Stop the daemon: slaves get back their MAC, MTU and state, and the bond disappears.
     Down { bond: String },
+    /// Run as an ifupdown hook (from if-pre-up.d and if-post-down.d), reading ifupdown's
+    /// environment.
+    Hook,
+    /// Install the ifupdown hooks, so that ifup and ifdown build bonds from bond-* options.
+    InstallHooks {
+        /// ifupdown's configuration directory.
+        #[arg(long, default_value = "/etc/network")]
+        dir: PathBuf,
+        /// Remove them instead.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Run the guide's checks, ifenslave sequence and cable pulls on a throwaway network
     /// (network namespaces; no real NIC is touched). Needs root.
     Drill {
@@ -77,12 +97,9 @@ fn parse_opt(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
-fn ask(run_dir: &Path, bond: &str, req: &Request) -> anyhow::Result<Value> {
-    let reply = control::call(&control::socket_path(run_dir, bond), req, |_| {})?;
-    if reply["ok"] != true {
-        anyhow::bail!("{bond}: {}", reply["error"].as_str().unwrap_or("request failed"));
-    }
-    Ok(reply)
+/// This program's path, for starting daemons and writing hooks.
+fn self_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rbond"))
 }
 
 fn print_line(v: &Value) {
@@ -126,10 +143,25 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::SetActive { bond, slave } => drop(ask(dir, &bond, &Request::SetActive { slave })?),
         Cmd::Get { bond, option } => println!("{}", ask(dir, &bond, &Request::Get { option })?["value"].as_str().unwrap_or_default()),
         Cmd::Set { bond, option, value } => drop(ask(dir, &bond, &Request::Set { option, value })?),
-        Cmd::Down { bond } => drop(ask(dir, &bond, &Request::Down)?),
+        Cmd::Up { bond, file } => {
+            let ifs = rbond::config::interfaces::Interfaces::read(&file)?;
+            let cfg = rbond::config::bond::bond_config(&ifs, &bond)?;
+            rbond::launch::start(&self_exe(), dir, &cfg)?;
+        }
+        Cmd::Down { bond } => rbond::launch::stop(dir, &bond)?,
+        Cmd::Hook => {
+            let phase = std::env::var("PHASE").unwrap_or_default();
+            if let Some(stanza) = rbond::ifupdown::stanza_from_env(std::env::vars()) {
+                rbond::ifupdown::run_hook(&self_exe(), dir, &phase, stanza)?;
+            }
+        }
+        Cmd::InstallHooks { dir: etc, remove } => {
+            for p in rbond::ifupdown::install_hooks(&etc, &self_exe(), dir, remove)? {
+                println!("{} {}", if remove { "removed" } else { "installed" }, p.display());
+            }
+        }
         Cmd::Drill { pps, json, config } => {
-            let bin = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rbond"));
-            return Ok(rbond::drill::run(rbond::drill::DrillOptions { pps, json, bin, config }));
+            return Ok(rbond::drill::run(rbond::drill::DrillOptions { pps, json, bin: self_exe(), config }));
         }
     }
     Ok(0)

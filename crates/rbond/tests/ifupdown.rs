@@ -1,0 +1,133 @@
+//! The real Debian ifupdown with rbond's hooks: `ifup` builds the bond from the guide's
+//! stanza (and from the hotplug variant), traffic flows, and `ifdown` puts everything back.
+
+mod netns;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use netns::{Cpu, Lab, Wiring, begin, bin, get, lab, probe, rbond, settled};
+
+const GUIDE: &str = "\
+auto bond0
+iface bond0 inet static
+    address 10.77.0.1
+    netmask 255.255.255.0
+    bond-slaves eth0 eth1
+    bond-mode 1
+    bond-miimon 100
+    bond-primary eth0
+    bond-updelay 200
+    bond-downdelay 200
+";
+
+const HOTPLUG: &str = "\
+auto bond0
+iface bond0 inet static
+    address 10.77.0.1
+    netmask 255.255.255.0
+    bond-slaves none
+    bond-mode active-backup
+    bond-miimon 100
+
+allow-hotplug eth0
+iface eth0 inet manual
+    bond-master bond0
+    bond-primary eth0 eth1
+
+allow-hotplug eth1
+iface eth1 inet manual
+    bond-master bond0
+    bond-primary eth0 eth1
+";
+
+/// rbond's hooks in /etc/network for the test's lifetime, pointing at the lab's run directory.
+struct Hooks<'a>(&'a Path);
+
+impl<'a> Hooks<'a> {
+    fn install(run_dir: &'a Path) -> Option<Hooks<'a>> {
+        if Command::new("ifup").arg("--version").output().is_err() {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: the ifupdown package is missing");
+            eprintln!("skipped: ifupdown is not installed (scripts/test installs it)");
+            return None;
+        }
+        let out = Command::new(bin()).arg("--run-dir").arg(run_dir).args(["install-hooks"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Some(Hooks(run_dir))
+    }
+}
+
+impl Drop for Hooks<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(bin()).arg("--run-dir").arg(self.0).args(["install-hooks", "--remove"]).output();
+    }
+}
+
+fn write(lab: &Lab, text: &str) -> (PathBuf, PathBuf) {
+    let file = lab.run_dir.join("interfaces");
+    std::fs::write(&file, text).unwrap();
+    let state = lab.run_dir.join("ifstate");
+    std::fs::create_dir_all(&state).unwrap();
+    (file, state)
+}
+
+fn ifupdown(lab: &Lab, cmd: &str, file: &Path, state: &Path, ifaces: &[&str]) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.host(), cmd, "-i"])
+        .arg(file)
+        .arg("--state-dir")
+        .arg(state)
+        .args(ifaces)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{cmd} {ifaces:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+fn slaves_state(lab: &Lab) -> Vec<Option<(bool, String, u32)>> {
+    ["eth0", "eth1"].iter().map(|n| lab.link(n)).collect()
+}
+
+#[test]
+fn ifup_and_ifdown_run_the_guides_bond() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let net = lab(Wiring::OneSwitch);
+    let Some(_hooks) = Hooks::install(&net.run_dir) else { return };
+    let before = slaves_state(&net);
+    let (file, state) = write(&net, GUIDE);
+    ifupdown(&net, "ifup", &file, &state, &["bond0"]);
+    assert_eq!(net.addrs("bond0"), ["10.77.0.1/24"], "ifup configured the address on the bond");
+    settled(&net);
+    assert_eq!(get(&net, "active_slave"), "eth0");
+    assert_eq!(get(&net, "updelay"), "200");
+    let p = probe(&net, 200, Duration::from_millis(500), Duration::ZERO, || {});
+    assert!(p.lost <= 1 && p.duplicated == 0, "traffic through bond0: {p:?}");
+    let out = rbond(&net).args(["set-active", "bond0", "eth1"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(get(&net, "active_slave"), "eth1");
+    ifupdown(&net, "ifdown", &file, &state, &["bond0"]);
+    assert!(net.link("bond0").is_none(), "ifdown removed bond0");
+    assert_eq!(slaves_state(&net), before, "every slave restored");
+}
+
+#[test]
+fn ifup_of_hotplug_slaves_joins_them_to_the_bond() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let net = lab(Wiring::OneSwitch);
+    let Some(_hooks) = Hooks::install(&net.run_dir) else { return };
+    let before = slaves_state(&net);
+    let (file, state) = write(&net, HOTPLUG);
+    ifupdown(&net, "ifup", &file, &state, &["bond0"]);
+    assert_eq!(get(&net, "slaves"), "");
+    ifupdown(&net, "ifup", &file, &state, &["eth0", "eth1"]);
+    assert_eq!(get(&net, "slaves"), "eth0 eth1");
+    assert_eq!(get(&net, "primary"), "eth0", "the slaves' bond-primary list applies");
+    settled(&net);
+    let p = probe(&net, 200, Duration::from_millis(500), Duration::ZERO, || {});
+    assert!(p.lost <= 1 && p.duplicated == 0, "traffic through bond0: {p:?}");
+    ifupdown(&net, "ifdown", &file, &state, &["eth1"]);
+    assert_eq!(get(&net, "slaves"), "eth0");
+    ifupdown(&net, "ifdown", &file, &state, &["bond0", "eth0"]);
+    assert!(net.link("bond0").is_none());
+    assert_eq!(slaves_state(&net), before, "every slave restored");
+}
