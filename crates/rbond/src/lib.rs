@@ -7,6 +7,7 @@ pub mod control;
 pub mod daemon;
 pub mod drill;
 pub mod frames;
+pub mod ifenslave;
 pub mod ifupdown;
 pub mod lab;
 pub mod launch;

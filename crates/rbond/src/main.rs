@@ -68,6 +68,12 @@ enum Cmd {
     /// Run as an ifupdown hook (from if-pre-up.d and if-post-down.d), reading ifupdown's
     /// environment.
     Hook,
+    /// ifenslave(8)'s command line (the binary also answers to the name `ifenslave`).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Ifenslave {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Install the ifupdown hooks, so that ifup and ifdown build bonds from bond-* options.
     InstallHooks {
         /// ifupdown's configuration directory.
@@ -155,6 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 rbond::ifupdown::run_hook(&self_exe(), dir, &phase, stanza)?;
             }
         }
+        Cmd::Ifenslave { args } => return Ok(ifenslave(&args, dir)),
         Cmd::InstallHooks { dir: etc, remove } => {
             for p in rbond::ifupdown::install_hooks(&etc, &self_exe(), dir, remove)? {
                 println!("{} {}", if remove { "removed" } else { "installed" }, p.display());
@@ -167,7 +174,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+fn ifenslave(args: &[String], run_dir: &std::path::Path) -> u8 {
+    rbond::ifenslave::run(args, run_dir, &mut std::io::stdout(), &mut std::io::stderr())
+}
+
 fn main() -> ExitCode {
+    // Called as ifenslave (a symlink), the program is ifenslave.
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    if argv0.as_deref().and_then(|p| p.file_name()).is_some_and(|n| n == "ifenslave") {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let run_dir = std::env::var_os("RBOND_RUN_DIR").map_or_else(|| PathBuf::from("/run/rbond"), PathBuf::from);
+        return ExitCode::from(ifenslave(&args, &run_dir));
+    }
     match run(Cli::parse()) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
