@@ -74,6 +74,15 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Report what in an interfaces file would not do what its author meant. Exit code: 0
+    /// clean, 1 warnings (with --strict), 2 errors.
+    Lint {
+        #[arg(default_value = "/etc/network/interfaces")]
+        file: PathBuf,
+        /// Treat warnings as failures.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Install the ifupdown hooks, so that ifup and ifdown build bonds from bond-* options.
     InstallHooks {
         /// ifupdown's configuration directory.
@@ -162,6 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Cmd::Ifenslave { args } => return Ok(ifenslave(&args, dir)),
+        Cmd::Lint { file, strict } => return Ok(lint(&file, strict)),
         Cmd::InstallHooks { dir: etc, remove } => {
             for p in rbond::ifupdown::install_hooks(&etc, &self_exe(), dir, remove)? {
                 println!("{} {}", if remove { "removed" } else { "installed" }, p.display());
@@ -172,6 +182,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+fn lint(file: &std::path::Path, strict: bool) -> u8 {
+    use rbond::config::lint::{Severity, lint};
+    let findings = match rbond::config::interfaces::Interfaces::read(file) {
+        Ok(ifs) => lint(&ifs),
+        Err(e) => {
+            println!("{}: error: {}", e.place, e.message);
+            return 2;
+        }
+    };
+    findings.iter().for_each(|d| println!("{d}"));
+    match findings.iter().map(|d| d.severity).max() {
+        Some(Severity::Error) => 2,
+        Some(Severity::Warning) if strict => 1,
+        _ => 0,
+    }
 }
 
 fn ifenslave(args: &[String], run_dir: &std::path::Path) -> u8 {

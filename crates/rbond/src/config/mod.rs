@@ -3,3 +3,4 @@
 
 pub mod bond;
 pub mod interfaces;
+pub mod lint;
