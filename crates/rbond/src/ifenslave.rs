@@ -129,10 +129,7 @@ pub fn run(args: &[String], run_dir: &Path, out: &mut dyn Write, err: &mut dyn W
 }
 
 fn show_all(run_dir: &Path, out: &mut dyn Write) -> u8 {
-    let entries = std::fs::read_dir(run_dir).into_iter().flatten().filter_map(|e| e.ok());
-    let mut bonds: Vec<String> = entries.filter_map(|e| e.file_name().to_str()?.strip_suffix(".sock").map(str::to_string)).collect();
-    bonds.sort();
-    for b in bonds {
+    for b in launch::bonds(run_dir) {
         if let Ok(r) = launch::ask(run_dir, &b, &Request::Status) {
             let _ = write!(out, "{b}:\n{}\n", r["text"].as_str().unwrap_or_default());
         }

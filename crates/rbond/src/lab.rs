@@ -307,8 +307,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         // Daemons started by others (ifup's hook, `rbond up`) are found by their sockets.
-        let sockets = std::fs::read_dir(&self.run_dir).into_iter().flatten().filter_map(|e| e.ok());
-        for bond in sockets.filter_map(|e| e.file_name().to_str()?.strip_suffix(".sock").map(str::to_string)) {
+        for bond in crate::launch::bonds(&self.run_dir) {
             let _ = crate::launch::stop(&self.run_dir, &bond);
         }
         if let Some(mut d) = self.daemon.take() {

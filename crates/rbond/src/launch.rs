@@ -12,6 +12,14 @@ use anyhow::{Context, bail};
 use crate::config::bond::BondConfig;
 use crate::control::{self, Request};
 
+/// Bonds whose daemons keep a socket in `run_dir`, sorted by name.
+pub fn bonds(run_dir: &Path) -> Vec<String> {
+    let entries = std::fs::read_dir(run_dir).into_iter().flatten().filter_map(|e| e.ok());
+    let mut v: Vec<String> = entries.filter_map(|e| e.file_name().to_str()?.strip_suffix(".sock").map(str::to_string)).collect();
+    v.sort();
+    v
+}
+
 /// Whether a daemon for `bond` answers on its control socket.
 pub fn running(run_dir: &Path, bond: &str) -> bool {
     control::call(&control::socket_path(run_dir, bond), &Request::Status, |_| {}).is_ok_and(|r| r["ok"] == true)

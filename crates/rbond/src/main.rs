@@ -38,9 +38,10 @@ enum Cmd {
         #[arg(long, default_value = rbond::logger::DEV_LOG)]
         syslog: PathBuf,
     },
-    /// Print the status report (the /proc/net/bonding layout), or JSON.
+    /// Print the status report (the /proc/net/bonding layout), or JSON; every running bond
+    /// when none is named.
     Status {
-        bond: String,
+        bond: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -83,6 +84,10 @@ enum Cmd {
         #[arg(long)]
         strict: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    Manpage,
     /// Install the ifupdown hooks, so that ifup and ifdown build bonds from bond-* options.
     InstallHooks {
         /// ifupdown's configuration directory.
@@ -130,13 +135,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Daemon::start(cfg)?.run()?;
         }
         Cmd::Status { bond, json } => {
-            let r = ask(dir, &bond, &Request::Status)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r["report"])?);
-            } else {
-                print!("{}", r["text"].as_str().unwrap_or_default());
+            let bonds = match bond {
+                Some(b) => vec![b],
+                None => rbond::launch::bonds(dir),
+            };
+            for (i, bond) in bonds.iter().enumerate() {
+                let r = ask(dir, bond, &Request::Status)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r["report"])?);
+                } else {
+                    print!("{}{}", if i > 0 { "\n" } else { "" }, r["text"].as_str().unwrap_or_default());
+                }
             }
         }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "rbond", &mut std::io::stdout());
+        }
+        Cmd::Manpage => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?,
         Cmd::Events { bond, follow } => {
             let path = control::socket_path(dir, &bond);
             let first = control::call(&path, &Request::Events { follow }, print_line)

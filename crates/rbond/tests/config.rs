@@ -179,6 +179,28 @@ fn errors_name_the_file_and_line() {
     assert_eq!(all, "/etc/network/interfaces:2: bond-slaves all is not supported; name the slaves");
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Random text made of the format's own pieces: parsing and linting end in a result or a
+    /// FILE:LINE error, never a panic.
+    #[test]
+    fn any_text_parses_or_fails_cleanly(pieces in proptest::collection::vec(proptest::sample::select(vec![
+        "iface ", "bond0 ", "eth0 ", "inet ", "static", "manual", "auto ", "allow-hotplug ", "mapping ", "source ",
+        "bond-slaves ", "bond-master ", "bond-miimon ", "bond-primary ", "bond-arp-ip-target ", "bond-updelay ",
+        "address ", "netmask ", "10.0.0.1", "/24", "255.255.255.0", "100", "none", "eth1", "\\", "\n", "\n  ", "#", " ",
+        "\u{0}", "é", "*", "-1", "99999999999999999999",
+    ]), 0..60)) {
+        let text: String = pieces.concat();
+        if let Ok(ifs) = Interfaces::parse(&text, Path::new("f")) {
+            let _ = rbond::config::lint::lint(&ifs);
+            for b in bonds(&ifs) {
+                let _ = bond_config(&ifs, &b);
+            }
+        }
+    }
+}
+
 #[test]
 fn garbage_never_panics() {
     let samples = ["\\", "\\\n\\\n", "iface", "iface a b c\n\u{0}\u{7f}", "allow-\n", "source\n", "#\\\nx y", "iface a b c\n  x\\"];

@@ -369,6 +369,8 @@ fn the_cli_reports_and_refuses_clearly() {
     assert_eq!(json["options"]["miimon"], "100");
     let events = String::from_utf8(run(&["events", "bond0"]).stdout).unwrap();
     assert!(events.ends_with("bond0: making interface eth1 the new active one.\n"), "{events}");
+    let all = String::from_utf8(run(&["status"]).stdout).unwrap();
+    assert_eq!(all, String::from_utf8(run(&["status", "bond0"]).stdout).unwrap(), "with no name: every bond (here one)");
     let missing = run(&["status", "bond7"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("bond7.sock"), "names the socket it tried");

@@ -65,6 +65,18 @@ fn stanzas_that_clash() {
 }
 
 #[test]
+fn mappings_over_bond_interfaces_are_reported() {
+    let text = format!("mapping eth*\n    script /usr/local/sbin/map\n{BOND}");
+    assert_eq!(
+        findings(&text),
+        [
+            "1: warning: mapping eth* covers eth0 (a slave of bond0); rbond uses its stanza as written and runs no mapping script",
+            "1: warning: mapping eth* covers eth1 (a slave of bond0); rbond uses its stanza as written and runs no mapping script",
+        ]
+    );
+}
+
+#[test]
 fn exit_codes() {
     let dir = std::env::temp_dir().join(format!("rbond-lint-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

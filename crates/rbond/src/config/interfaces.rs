@@ -258,7 +258,8 @@ fn glob(pattern: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn wildcard(p: &[u8], s: &[u8]) -> bool {
+/// Whether `s` matches the shell pattern `p` (`*` and `?`).
+pub(crate) fn wildcard(p: &[u8], s: &[u8]) -> bool {
     match (p.first(), s.first()) {
         (None, None) => true,
         (Some(b'*'), _) => wildcard(&p[1..], s) || (!s.is_empty() && wildcard(p, &s[1..])),

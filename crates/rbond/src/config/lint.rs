@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use rbond_core::{Ipv4Cidr, OptionName, Options};
 
 use super::bond::{APPLIED, BondConfig, OTHER_MODES, STRUCTURAL, bond_config, bonds};
-use super::interfaces::{Iface, Interfaces, Place, env_name};
+use super::interfaces::{Iface, Interfaces, Place, env_name, wildcard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -165,6 +165,17 @@ fn slaves(ifs: &Interfaces, cfg: &BondConfig, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// rbond reads stanzas as written: a mapping script never picks a bond's stanza for it.
+fn mappings(ifs: &Interfaces, cfg: &BondConfig, out: &mut Vec<Diagnostic>) {
+    let members = std::iter::once(&cfg.name).chain(cfg.slaves.iter());
+    for name in members {
+        for m in ifs.mappings.iter().filter(|m| m.patterns.iter().any(|p| wildcard(p.as_bytes(), name.as_bytes()))) {
+            let role = if *name == cfg.name { "the bond".to_string() } else { format!("a slave of {}", cfg.name) };
+            out.push(warn(&m.place, format!("mapping {} covers {name} ({role}); rbond uses its stanza as written and runs no mapping script", m.patterns.join(" "))));
+        }
+    }
+}
+
 fn duplicates(ifs: &Interfaces, out: &mut Vec<Diagnostic>) {
     for (i, a) in ifs.ifaces.iter().enumerate() {
         if let Some(first) = ifs.ifaces[..i].iter().find(|b| b.name == a.name && b.family == a.family) {
@@ -187,6 +198,7 @@ pub fn lint(ifs: &Interfaces) -> Vec<Diagnostic> {
                 monitors(&cfg, &o, &mut out);
                 targets(&cfg, ifs.iface(&bond).first().copied(), &mut out);
                 slaves(ifs, &cfg, &mut out);
+                mappings(ifs, &cfg, &mut out);
             }
             Err(e) => out.push(error(&e.place, e.message)),
         }
