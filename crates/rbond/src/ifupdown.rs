@@ -14,7 +14,7 @@ use crate::control::Request;
 use crate::{launch, netdev};
 
 /// The phases rbond hooks into, and the directory ifupdown runs for each.
-pub const HOOKS: [(&str, &str); 2] = [("if-pre-up.d", "pre-up"), ("if-post-down.d", "post-down")];
+pub const HOOKS: [(&str, &str); 3] = [("if-pre-up.d", "pre-up"), ("if-up.d", "post-up"), ("if-post-down.d", "post-down")];
 pub const HOOK_NAME: &str = "rbond";
 
 /// The stanza ifupdown is processing, rebuilt from the hook's environment.
@@ -44,10 +44,29 @@ fn apply_primary(run_dir: &Path, bond: &str, list: Option<&str>) -> anyhow::Resu
     Ok(())
 }
 
+/// `bond-give-a-chance N` (Debian's if-up hook, meant for slow links such as Wi-Fi): the
+/// slave becomes the primary while it gets up to N seconds to bring its link up, then the
+/// previous primary is put back.
+fn give_a_chance(run_dir: &Path, bond: &str, slave: &str, seconds: &str) -> anyhow::Result<()> {
+    let seconds: u64 = seconds.trim().parse().with_context(|| format!("bond-give-a-chance {seconds}: not a number of seconds"))?;
+    let old = launch::ask(run_dir, bond, &Request::Get { option: "primary".into() })?;
+    let old = old["value"].as_str().unwrap_or_default().to_string();
+    let set = |p: &str| launch::ask(run_dir, bond, &Request::Set { option: "primary".into(), value: p.into() });
+    set(slave)?;
+    for _ in 0..seconds {
+        if netdev::link_detected(slave).unwrap_or(false) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    set(&old).map(drop)
+}
+
 /// What the hook does for the stanza in `phase`.
 pub fn run_hook(bin: &Path, run_dir: &Path, phase: &str, stanza: Iface) -> anyhow::Result<()> {
     let master = stanza.value("bond-master").and_then(|m| m.value.split_whitespace().next().map(str::to_string));
     let primary = stanza.value("bond-primary").map(|p| p.value.clone());
+    let chance = stanza.value("bond-give-a-chance").map(|c| c.value.clone());
     let is_bond = stanza.value("bond-slaves").is_some() || stanza.value("slaves").is_some();
     let name = stanza.name.clone();
     let ifs = Interfaces { ifaces: vec![stanza], ..Interfaces::default() };
@@ -67,6 +86,10 @@ pub fn run_hook(bin: &Path, run_dir: &Path, phase: &str, stanza: Iface) -> anyho
             apply_primary(run_dir, &bond, primary.as_deref())
         }
         ("pre-up", None, true) if !launch::running(run_dir, &name) => launch::start(bin, run_dir, &bond_config(&ifs, &name)?),
+        ("post-up", Some(bond), _) if launch::running(run_dir, &bond) => match chance {
+            Some(n) => give_a_chance(run_dir, &bond, &name, &n),
+            None => Ok(()),
+        },
         ("post-down", Some(bond), _) if launch::running(run_dir, &bond) => {
             launch::ask(run_dir, &bond, &Request::Release { slave: name })?;
             apply_primary(run_dir, &bond, primary.as_deref())

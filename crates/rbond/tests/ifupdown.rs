@@ -131,3 +131,22 @@ fn ifup_of_hotplug_slaves_joins_them_to_the_bond() {
     assert!(net.link("bond0").is_none());
     assert_eq!(slaves_state(&net), before, "every slave restored");
 }
+
+/// `bond-give-a-chance`: while the slave comes up it is the primary, then the old primary is
+/// put back.
+#[test]
+fn give_a_chance_lends_the_primary_and_takes_it_back() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let net = lab(Wiring::OneSwitch);
+    let Some(_hooks) = Hooks::install(&net.run_dir) else { return };
+    let text = HOTPLUG.replacen("iface eth1 inet manual\n    bond-master bond0\n", "iface eth1 inet manual\n    bond-master bond0\n    bond-give-a-chance 3\n", 1);
+    let (file, state) = write(&net, &text);
+    ifupdown(&net, "ifup", &file, &state, &["bond0", "eth0"]);
+    settled(&net);
+    ifupdown(&net, "ifup", &file, &state, &["eth1"]);
+    assert_eq!(get(&net, "primary"), "eth0");
+    let lines = net.log_lines().unwrap();
+    let i = lines.iter().position(|l| l == "bond0: Setting eth1 as primary slave.").expect("eth1 lent the primary");
+    assert!(lines[i..].iter().any(|l| l == "bond0: Setting eth0 as primary slave."), "and eth0 given it back: {lines:#?}");
+    ifupdown(&net, "ifdown", &file, &state, &["bond0", "eth0", "eth1"]);
+}
