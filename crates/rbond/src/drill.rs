@@ -16,23 +16,11 @@ use std::path::Path;
 use rbond_core::{Delay, OptionName, Options};
 
 use crate::config::bond::{BondConfig, bond_config, bonds};
+use crate::config::examples::GUIDE;
 use crate::config::interfaces::Interfaces;
 use crate::control::Request;
 use crate::lab::{Lab, Record, Window, Wiring};
 
-/// The guide's stanza, which the drill runs unless given another.
-pub const GUIDE: &str = "\
-auto bond0
-iface bond0 inet static
-    address 10.77.0.1
-    netmask 255.255.255.0
-    bond-slaves eth0 eth1
-    bond-mode 1
-    bond-miimon 100
-    bond-primary eth0
-    bond-updelay 200
-    bond-downdelay 200
-";
 /// Ceiling for a change the bond makes at once (scheduling on a busy machine included).
 const IMMEDIATE_MS: u64 = 20;
 

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use rbond::config::bond::{bond_config, bonds};
+use rbond::config::examples::HOTPLUG;
 use rbond::config::interfaces::Interfaces;
 
 /// The classic Debian guide's file, its addresses moved to 10.x.
@@ -28,27 +29,6 @@ iface bond0 inet static
 \tbond-primary eth0
 \tbond-updelay 200
 \tbond-downdelay 200
-";
-
-/// The hotplug example from Debian's ifenslave package.
-const HOTPLUG: &str = "\
-auto bond0
-iface bond0 inet static
-    address 10.0.0.1
-    netmask 255.255.255.0
-    bond-slaves none
-    bond-mode active-backup
-    bond-miimon 100
-
-allow-hotplug eth0
-iface eth0 inet manual
-    bond-master bond0
-    bond-primary eth0 eth1
-
-allow-hotplug eth1
-iface eth1 inet manual
-    bond-master bond0
-    bond-primary eth0 eth1
 ";
 
 fn parse(text: &str) -> Interfaces {

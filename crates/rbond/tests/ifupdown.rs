@@ -8,39 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use netns::{Cpu, Lab, Wiring, begin, bin, get, lab, probe, rbond, settled};
-
-const GUIDE: &str = "\
-auto bond0
-iface bond0 inet static
-    address 10.77.0.1
-    netmask 255.255.255.0
-    bond-slaves eth0 eth1
-    bond-mode 1
-    bond-miimon 100
-    bond-primary eth0
-    bond-updelay 200
-    bond-downdelay 200
-";
-
-const HOTPLUG: &str = "\
-auto bond0
-iface bond0 inet static
-    address 10.77.0.1
-    netmask 255.255.255.0
-    bond-slaves none
-    bond-mode active-backup
-    bond-miimon 100
-
-allow-hotplug eth0
-iface eth0 inet manual
-    bond-master bond0
-    bond-primary eth0 eth1
-
-allow-hotplug eth1
-iface eth1 inet manual
-    bond-master bond0
-    bond-primary eth0 eth1
-";
+use rbond::config::examples::{GUIDE, HOTPLUG};
 
 /// rbond's hooks in /etc/network for the test's lifetime, pointing at the lab's run directory.
 struct Hooks<'a>(&'a Path);

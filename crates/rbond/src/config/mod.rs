@@ -2,5 +2,6 @@
 //! make of it. Pure: nothing here touches the network.
 
 pub mod bond;
+pub mod examples;
 pub mod interfaces;
 pub mod lint;
