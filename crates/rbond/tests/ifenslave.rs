@@ -3,17 +3,7 @@
 
 mod netns;
 
-use std::process::{Command, Output};
-
-use netns::{Cpu, Lab, Wiring, begin, bin, get, lab, settled, start, wait};
-
-fn ifenslave(net: &Lab, args: &[&str]) -> Output {
-    let link = net.run_dir.join("ifenslave");
-    if !link.exists() {
-        std::os::unix::fs::symlink(bin(), &link).unwrap();
-    }
-    Command::new("ip").args(["netns", "exec", &net.host()]).arg(&link).args(args).env("RBOND_RUN_DIR", &net.run_dir).output().unwrap()
-}
+use netns::{Cpu, Lab, Wiring, begin, get, ifenslave, lab, settled, start, wait};
 
 fn ok(net: &Lab, args: &[&str]) {
     let out = ifenslave(net, args);

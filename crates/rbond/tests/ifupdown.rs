@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use netns::{Cpu, Lab, Wiring, begin, bin, get, lab, probe, rbond, settled};
+use netns::{Cpu, Lab, Wiring, begin, bin, get, ifenslave, lab, probe, settled};
 use rbond::config::examples::{GUIDE, HOTPLUG};
 
 /// rbond's hooks in /etc/network for the test's lifetime, pointing at the lab's run directory.
@@ -70,8 +70,8 @@ fn ifup_and_ifdown_run_the_guides_bond() {
     assert_eq!(get(&net, "updelay"), "200");
     let p = probe(&net, 200, Duration::from_millis(500), Duration::ZERO, || {});
     assert!(p.lost <= 1 && p.duplicated == 0, "traffic through bond0: {p:?}");
-    let out = rbond(&net).args(["set-active", "bond0", "eth1"]).output().unwrap();
-    assert!(out.status.success());
+    let out = ifenslave(&net, &["-c", "bond0", "eth1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(get(&net, "active_slave"), "eth1");
     ifupdown(&net, "ifdown", &file, &state, &["bond0"]);
     assert!(net.link("bond0").is_none(), "ifdown removed bond0");

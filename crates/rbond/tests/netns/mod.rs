@@ -89,3 +89,14 @@ pub fn probe(lab: &Lab, pps: u32, length: Duration, at: Duration, during: impl F
 pub fn rbond(lab: &Lab) -> Command {
     lab.rbond(bin())
 }
+
+/// Runs the binary under the name `ifenslave` (a symlink) in the host namespace.
+pub fn ifenslave(lab: &Lab, args: &[&str]) -> std::process::Output {
+    let link = lab.run_dir.join("ifenslave");
+    if !link.exists() {
+        std::os::unix::fs::symlink(bin(), &link).unwrap();
+    }
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &lab.host()]).arg(&link).args(args).env("RBOND_RUN_DIR", &lab.run_dir);
+    c.output().unwrap()
+}
