@@ -18,15 +18,28 @@ use crate::packet_socket::PacketSocket;
 use crate::restore::{SavedSlave, State, StateFile};
 use crate::signals::Signals;
 use crate::tap::{Tap, VNET_HDR_LEN};
-use crate::tcx::IngressDrop;
+use crate::kernel_datapath::KernelDatapath;
+use crate::tcx;
 
 /// Frames moved per descriptor per wake-up, so one busy link cannot starve the rest.
 const BATCH: usize = 64;
 /// How often the daemon re-reads bond0's addresses when nothing else wakes it.
 const ADDRESS_POLL: Duration = Duration::from_millis(500);
 
+/// Where frames are moved between bond0 and the active slave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Datapath {
+    /// The kernel if it can (tc/BPF), else userspace.
+    Auto,
+    /// tcx BPF redirects: frames never leave the kernel.
+    Kernel,
+    /// The daemon copies frames between the TAP and packet sockets.
+    Userspace,
+}
+
 pub struct Config {
     pub bond: String,
+    pub datapath: Datapath,
     pub slaves: Vec<String>,
     pub options: Vec<(String, String)>,
     pub run_dir: PathBuf,
@@ -39,7 +52,7 @@ struct Member {
     name: String,
     ifindex: u32,
     sock: PacketSocket,
-    _drop: IngressDrop,
+    _ingress: tcx::Link,
     saved: SavedSlave,
     mac: Mac,
     carrier: bool,
@@ -53,6 +66,8 @@ pub struct Daemon {
     bond_index: u32,
     members: Vec<Member>,
     active: Option<String>,
+    /// Present when the kernel forwards (tc/BPF); the daemon then only watches and steers.
+    kernel: Option<KernelDatapath>,
     watch: LinkWatch,
     control: ControlServer,
     log: Logger,
@@ -108,6 +123,7 @@ impl Daemon {
             bond_index,
             members: Vec::new(),
             active: None,
+            kernel: None,
             watch,
             control,
             log,
@@ -119,6 +135,7 @@ impl Daemon {
             stop: None,
             buf: vec![0; 65536 + VNET_HDR_LEN + 4096],
         };
+        d.choose_datapath(cfg.datapath)?;
         d.apply_actions();
         for s in &cfg.slaves {
             if let Err(e) = d.enslave(s) {
@@ -128,6 +145,25 @@ impl Daemon {
         }
         d.save_state()?;
         Ok(d)
+    }
+
+    /// Loads the kernel datapath when asked or possible, saying which one is in use.
+    fn choose_datapath(&mut self, want: Datapath) -> anyhow::Result<()> {
+        let all_active = self.bond.options().sysfs(OptionName::AllSlavesActive) == "1";
+        let kernel = match want {
+            Datapath::Userspace => Err("asked for".to_string()),
+            _ if all_active => Err("all_slaves_active needs the userspace datapath".to_string()),
+            _ => KernelDatapath::load(self.bond_index).map_err(|e| format!("the kernel datapath could not load: {e}")),
+        };
+        match (kernel, want) {
+            (Ok(k), _) => {
+                self.kernel = Some(k);
+                self.log.note(Level::Info, format!("{}: datapath: kernel (tc/BPF redirect)", self.name));
+            }
+            (Err(why), Datapath::Kernel) => anyhow::bail!("{}: {why}", self.name),
+            (Err(why), _) => self.log.note(Level::Info, format!("{}: datapath: userspace (TAP and packet sockets; {why})", self.name)),
+        }
+        Ok(())
     }
 
     fn now(&self) -> rbond_core::Instant {
@@ -183,7 +219,13 @@ impl Daemon {
             }
         }
         let sock = netdev::ctx(PacketSocket::open(saved.ifindex), "open packet socket", name)?;
-        let drop = netdev::ctx(IngressDrop::attach(saved.ifindex), "attach ingress drop", name)?;
+        let ingress = match &self.kernel {
+            Some(k) => {
+                netdev::ctx(sock.arp_only(), "filter packet socket", name)?;
+                netdev::ctx(k.attach_slave(saved.ifindex), "attach slave program", name)?
+            }
+            None => netdev::ctx(tcx::drop_ingress(saved.ifindex), "attach ingress drop", name)?,
+        };
         let mac: Mac = saved.mac.parse()?;
         let spec = SlaveSpec { name: name.to_string(), mac, link: LinkInfo::down() };
         self.bond.handle(self.now(), Input::Enslave(spec))?;
@@ -191,7 +233,7 @@ impl Daemon {
             name: name.to_string(),
             ifindex: saved.ifindex,
             sock,
-            _drop: drop,
+            _ingress: ingress,
             saved: saved.clone(),
             mac,
             carrier: false,
@@ -208,7 +250,7 @@ impl Daemon {
         self.apply_actions();
         if let Some(m) = member {
             drop(m.sock);
-            drop(m._drop);
+            drop(m._ingress);
             for e in m.saved.restore() {
                 self.log.note(Level::Warning, e);
             }
@@ -236,6 +278,9 @@ impl Daemon {
             Action::Activate { slave } => {
                 if let Some(m) = self.member(&slave) {
                     m.sock.set_allmulti(true)?;
+                    if let Some(k) = &self.kernel {
+                        k.set_active(Some(m.ifindex))?;
+                    }
                 }
                 self.active = Some(slave);
             }
@@ -245,6 +290,9 @@ impl Daemon {
                 }
                 if self.active.as_deref() == Some(slave.as_str()) {
                     self.active = None;
+                    if let Some(k) = &self.kernel {
+                        k.set_active(None)?;
+                    }
                 }
             }
             Action::SetMac { target: MacTarget::Bond, mac } => netdev::ctx(netdev::set_mac(&self.name, mac), "set MAC", &self.name)?,
@@ -369,7 +417,8 @@ impl Daemon {
                 self.members[i].last_rx_note = Some(now);
                 let _ = self.bond.handle(now, Input::Rx { slave: name.clone() });
             }
-            if all_active || self.active.as_deref() == Some(name.as_str()) {
+            // With the kernel datapath the frame is already on its way (or dropped).
+            if self.kernel.is_none() && (all_active || self.active.as_deref() == Some(name.as_str())) {
                 let _ = self.tap.write(&self.buf[..n]);
             }
         }

@@ -41,6 +41,9 @@ pub fn start(bin: &Path, run_dir: &Path, cfg: &BondConfig) -> anyhow::Result<()>
     for (k, v) in cfg.option_pairs() {
         cmd.args(["--opt", &format!("{k}={v}")]);
     }
+    if let Some(d) = &cfg.datapath {
+        cmd.args(["--datapath", d]);
+    }
     // Its own process group, so it outlives the ifup or shell that started it.
     cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(File::create(&stderr_path)?);
     let mut child = cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?;

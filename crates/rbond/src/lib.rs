@@ -9,6 +9,7 @@ pub mod drill;
 pub mod frames;
 pub mod ifenslave;
 pub mod ifupdown;
+pub mod kernel_datapath;
 pub mod lab;
 pub mod launch;
 pub mod link_watch;

@@ -37,6 +37,9 @@ enum Cmd {
         /// The syslog socket the log lines are sent to.
         #[arg(long, default_value = rbond::logger::DEV_LOG)]
         syslog: PathBuf,
+        /// Where frames are moved: in the kernel (tc/BPF), by the daemon, or the first that works.
+        #[arg(long, value_enum, env = "RBOND_DATAPATH", default_value_t = rbond::daemon::Datapath::Auto)]
+        datapath: rbond::daemon::Datapath,
     },
     /// Print the status report (the /proc/net/bonding layout), or JSON; every running bond
     /// when none is named.
@@ -130,8 +133,8 @@ fn print_line(v: &Value) {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let dir = &cli.run_dir;
     match cli.cmd {
-        Cmd::Daemon { bond, slaves, opts, foreground, syslog } => {
-            let cfg = Config { bond, slaves, options: opts, run_dir: dir.clone(), foreground, syslog };
+        Cmd::Daemon { bond, slaves, opts, foreground, syslog, datapath } => {
+            let cfg = Config { bond, datapath, slaves, options: opts, run_dir: dir.clone(), foreground, syslog };
             Daemon::start(cfg)?.run()?;
         }
         Cmd::Status { bond, json } => {

@@ -70,6 +70,19 @@ impl PacketSocket {
         setsockopt(self.fd.as_raw_fd(), libc::SOL_PACKET, op, &mreq)
     }
 
+    /// Only ARP frames reach this socket (a classic BPF filter), for when the kernel forwards
+    /// the traffic and the daemon only watches for the ARP monitor.
+    pub fn arp_only(&self) -> io::Result<()> {
+        let code = [
+            libc::sock_filter { code: 0x28, jt: 0, jf: 0, k: 12 },     // ldh [12]: the ethertype
+            libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: 0x0806 }, // jeq ARP
+            libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0004_0000 }, // ret accept
+            libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0 },      // ret drop
+        ];
+        let prog = libc::sock_fprog { len: code.len() as u16, filter: code.as_ptr().cast_mut() };
+        setsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+    }
+
     pub fn read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         nonblocking(unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })
     }

@@ -82,6 +82,14 @@ fn spellings_are_as_ifupdown_sees_them() {
 }
 
 #[test]
+fn bond_datapath_is_rbonds_own_option() {
+    let b = bond_config(&parse("iface bond0 inet manual\n bond-slaves eth0\n bond-datapath userspace\n"), "bond0").unwrap();
+    assert_eq!(b.datapath.as_deref(), Some("userspace"));
+    let bad = bond_config(&parse("iface bond0 inet manual\n bond-slaves eth0\n bond-datapath fast\n"), "bond0").unwrap_err();
+    assert_eq!(bad.to_string(), "/etc/network/interfaces:3: bond-datapath fast: expected auto, kernel or userspace");
+}
+
+#[test]
 fn both_monitors_leave_miimon_as_debian_does() {
     let text = "iface bond0 inet manual\n bond-slaves eth0\n bond-miimon 100\n bond-arp-interval 1000\n bond-arp-ip-target 10.0.0.9\n";
     let mut o = rbond_core::Options::default();

@@ -30,6 +30,12 @@ fn traffic_flows_and_bond_and_slaves_share_one_mac() {
     assert_eq!(mac_of(&net, "eth1"), bond_mac);
     assert_eq!(get(&net, "mode"), "active-backup 1");
     assert_eq!(get(&net, "active_slave"), "eth0");
+    // The suite runs once per datapath (scripts/test): make sure it runs the one it says.
+    let want = match std::env::var("RBOND_DATAPATH").as_deref() {
+        Ok("userspace") => "bond0: datapath: userspace",
+        _ => "bond0: datapath: kernel (tc/BPF redirect)",
+    };
+    assert!(net.log_lines().unwrap().iter().any(|l| l.starts_with(want)), "{want}");
     let status = net.request(&Request::Status).unwrap();
     let text = status["text"].as_str().unwrap();
     assert!(text.contains("Currently Active Slave: eth0\nMII Status: up\n"), "{text}");

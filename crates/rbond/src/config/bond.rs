@@ -27,7 +27,8 @@ pub const APPLIED: &[(&str, &str)] = &[
 ];
 
 /// `bond-*` options that are not bond options but say how the bond is built.
-pub const STRUCTURAL: &[&str] = &["bond-slaves", "bond-master", "bond-primary", "bond-active-slave", "bond-give-a-chance"];
+pub const STRUCTURAL: &[&str] =
+    &["bond-slaves", "bond-master", "bond-primary", "bond-active-slave", "bond-give-a-chance", "bond-datapath"];
 
 /// Options Debian knows that do nothing in active-backup.
 pub const OTHER_MODES: &[&str] =
@@ -42,6 +43,8 @@ pub struct BondConfig {
     pub options: Vec<(String, String, Place)>,
     /// `bond-active-slave`, applied once the slaves are in.
     pub active_slave: Option<String>,
+    /// `bond-datapath` (rbond's own): `auto`, `kernel` or `userspace`.
+    pub datapath: Option<String>,
     /// The stanza that speaks for the bond.
     pub place: Place,
 }
@@ -114,7 +117,13 @@ pub fn bond_config(ifs: &Interfaces, bond: &str) -> Result<BondConfig, ParseErro
         }
     }
     let active_slave = find("bond-active-slave").map(|o| o.value.trim().to_string());
-    Ok(BondConfig { name: bond.to_string(), slaves, options, active_slave, place: speaker.place.clone() })
+    let datapath = match find("bond-datapath") {
+        Some(d) if !["auto", "kernel", "userspace"].contains(&d.value.trim()) => {
+            return Err(err(&d.place, format!("bond-datapath {}: expected auto, kernel or userspace", d.value.trim())));
+        }
+        d => d.map(|d| d.value.trim().to_string()),
+    };
+    Ok(BondConfig { name: bond.to_string(), slaves, options, active_slave, datapath, place: speaker.place.clone() })
 }
 
 /// Every bond the file configures, in file order.
