@@ -180,6 +180,22 @@ impl Bond {
 
     /// Feeds one input that happened at `now`. On error nothing has changed.
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<(), Error> {
+        let result = self.dispatch(now, input);
+        self.skip_idle_ticks(now);
+        result
+    }
+
+    /// Ticks nobody was woken for (see `poll_timeout`) had nothing to do: the next one keeps
+    /// its phase but lies ahead of `now`.
+    fn skip_idle_ticks(&mut self, now: Instant) {
+        let period = self.miimon_interval();
+        if let Some(t) = self.next_tick.filter(|t| *t <= now && self.monitor() == Monitor::Mii && !period.is_zero()) {
+            let behind = now.saturating_since(t).as_nanos() / period.as_nanos() + 1;
+            self.next_tick = Some(t + period * u32::try_from(behind).unwrap_or(u32::MAX));
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, input: Input) -> Result<(), Error> {
         match input {
             Input::Enslave(spec) => self.enslave(now, spec),
             Input::Release(slave) => self.release(now, &slave),
@@ -204,10 +220,15 @@ impl Bond {
     }
 
     /// When `handle_timeout` should be called next; `None` while nothing is scheduled.
+    ///
+    /// An MII tick with no delay counting down and no peer notification owed would find
+    /// nothing to do (carrier changes arrive as inputs and are inspected at once), so an idle
+    /// MII bond asks for no wake-up at all.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let delays = self.slaves.iter().filter_map(|s| s.delay_until);
         let delays = delays.filter(|_| self.up && self.monitor() == Monitor::Mii);
-        self.next_tick.into_iter().chain(delays).min()
+        let idle_mii = self.monitor() == Monitor::Mii && self.peer_notif_left == 0;
+        self.next_tick.filter(|_| !idle_mii).into_iter().chain(delays).min()
     }
 
     /// The next thing the bond wants done, in the order it decided them.

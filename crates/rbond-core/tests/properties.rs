@@ -243,3 +243,11 @@ fn regression_clearing_a_failing_active_keeps_carrier() {
     let (miimon_10, downdelay_200, clear_active) = (Op::Set(0, 6), Op::Set(2, 1), Op::Set(14, 3));
     run(&[], &[miimon_10, Op::Enslave(2, true), Op::Up, downdelay_200, Op::Carrier(2, false), clear_active]);
 }
+
+/// An idle MII bond asks for no tick; a stale tick time must not resurface in the past when
+/// a change (here a notification armed before the carrier came on) gives ticks work again.
+#[test]
+fn regression_skipped_idle_ticks_stay_skipped() {
+    let miimon_10 = Op::Set(0, 6);
+    run(&[], &[miimon_10, Op::Enslave(2, false), Op::Up, Op::Advance(10), Op::Advance(0), Op::Carrier(2, true)]);
+}

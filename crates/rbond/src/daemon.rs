@@ -23,8 +23,6 @@ use crate::tcx;
 
 /// Frames moved per descriptor per wake-up, so one busy link cannot starve the rest.
 const BATCH: usize = 64;
-/// How often the daemon re-reads bond0's addresses when nothing else wakes it.
-const ADDRESS_POLL: Duration = Duration::from_millis(500);
 
 /// Where frames are moved between bond0 and the active slave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,6 +54,8 @@ struct Member {
     saved: SavedSlave,
     mac: Mac,
     carrier: bool,
+    /// Its carrier events may come late, so ETHTOOL_GLINK is read every tick.
+    poll_link: bool,
     last_rx_note: Option<rbond_core::Instant>,
 }
 
@@ -75,7 +75,6 @@ pub struct Daemon {
     state: StateFile,
     epoch: std::time::Instant,
     next_link_poll: rbond_core::Instant,
-    next_address_poll: rbond_core::Instant,
     stop: Option<String>,
     buf: Vec<u8>,
 }
@@ -131,11 +130,11 @@ impl Daemon {
             state,
             epoch: std::time::Instant::now(),
             next_link_poll: rbond_core::Instant::ZERO,
-            next_address_poll: rbond_core::Instant::ZERO,
             stop: None,
             buf: vec![0; 65536 + VNET_HDR_LEN + 4096],
         };
         d.choose_datapath(cfg.datapath)?;
+        d.read_addresses();
         d.apply_actions();
         for s in &cfg.slaves {
             if let Err(e) = d.enslave(s) {
@@ -237,6 +236,7 @@ impl Daemon {
             saved: saved.clone(),
             mac,
             carrier: false,
+            poll_link: netdev::carrier_events_may_lag(name, saved.ifindex),
             last_rx_note: None,
         })
     }
@@ -349,9 +349,13 @@ impl Daemon {
 
     fn timeout_ms(&self) -> i32 {
         let now = self.now();
-        let next = [self.bond.poll_timeout(), Some(self.next_link_poll), Some(self.next_address_poll)];
-        let at = next.into_iter().flatten().min().unwrap_or(now);
-        at.saturating_since(now).as_millis().min(1000) as i32
+        let polling = self.members.iter().any(|m| m.poll_link);
+        let next = [self.bond.poll_timeout(), Some(self.next_link_poll).filter(|_| polling)];
+        // Nothing scheduled: wait for events (a second at most).
+        let Some(at) = next.into_iter().flatten().min() else { return 1000 };
+        // Rounded up: a deadline less than a millisecond away must not become poll(0), which
+        // would spin until it arrives.
+        at.saturating_since(now).as_micros().div_ceil(1000).min(1000) as i32
     }
 
     /// One wake-up: wait for something, then serve everything that is ready.
@@ -371,8 +375,12 @@ impl Daemon {
             self.stop = Some(format!("{}: stopping on signal {sig}", self.name));
         }
         if ready(1) {
-            for ev in self.watch.drain() {
+            let events = self.watch.drain();
+            for ev in events.links {
                 self.link_event(ev);
+            }
+            if events.addresses {
+                self.read_addresses();
             }
         }
         if ready(2) {
@@ -458,25 +466,34 @@ impl Daemon {
 
     fn timers(&mut self) {
         let now = self.now();
+        // Links are read when the engine has work due (so its pass sees the truth) and at
+        // least every miimon: one wake-up serves both.
+        let engine_due = self.bond.poll_timeout().is_some_and(|t| t <= now);
+        if engine_due || now >= self.next_link_poll {
+            self.poll_links(now);
+        }
         self.bond.handle_timeout(now);
-        if now >= self.next_link_poll {
-            // Netlink carrier events can arrive up to a second late on physical NICs and TAPs
-            // (the kernel batches them); ETHTOOL_GLINK tells the truth at once.
-            let names: Vec<String> = self.members.iter().map(|m| m.name.clone()).collect();
-            for n in names {
-                if let Ok(up) = netdev::link_detected(&n) {
-                    self.carrier_seen(&n, up);
-                }
+    }
+
+    /// Netlink carrier events can arrive up to a second late on physical NICs and TAPs (the
+    /// kernel batches them); ETHTOOL_GLINK tells the truth at once. It costs the kernel's
+    /// rtnl lock, so it is read only where events may lag.
+    fn poll_links(&mut self, now: rbond_core::Instant) {
+        let names: Vec<String> = self.members.iter().filter(|m| m.poll_link).map(|m| m.name.clone()).collect();
+        for n in names {
+            if let Ok(up) = netdev::link_detected(&n) {
+                self.carrier_seen(&n, up);
             }
-            let miimon = self.bond.options().miimon();
-            let every = if miimon > 0 { u64::from(miimon) } else { 100 };
-            self.next_link_poll = now + Duration::from_millis(every);
         }
-        if now >= self.next_address_poll {
-            let (v4, _) = netdev::addresses(&self.name);
-            let _ = self.bond.handle(now, Input::Addresses(v4));
-            self.next_address_poll = now + ADDRESS_POLL;
-        }
+        let miimon = self.bond.options().miimon();
+        let every = if miimon > 0 { u64::from(miimon) } else { 100 };
+        self.next_link_poll = now + Duration::from_millis(every);
+    }
+
+    /// bond0's IPv4 addresses, for the ARP monitor's probe sources and validation.
+    fn read_addresses(&mut self) {
+        let (v4, _) = netdev::addresses(&self.name);
+        let _ = self.bond.handle(self.now(), Input::Addresses(v4));
     }
 
     fn serve_control(&mut self) {

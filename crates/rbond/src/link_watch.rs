@@ -1,4 +1,5 @@
-//! Link events from rtnetlink: carrier changes, renames, and devices that go away.
+//! Events from rtnetlink: carrier changes, renames, devices that go away, and address
+//! changes (which only say "look again").
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -23,6 +24,14 @@ pub struct LinkWatch {
     buf: Vec<u8>,
 }
 
+/// What one read of the socket brought.
+#[derive(Debug, Default)]
+pub struct Events {
+    pub links: Vec<LinkEvent>,
+    /// Some interface gained or lost an address.
+    pub addresses: bool,
+}
+
 fn event(msg: &LinkMessage, removed: bool) -> LinkEvent {
     let name = msg.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfName(n) => Some(n.clone()),
@@ -40,7 +49,8 @@ fn event(msg: &LinkMessage, removed: bool) -> LinkEvent {
 impl LinkWatch {
     pub fn open() -> io::Result<LinkWatch> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
-        sock.bind(&SocketAddr::new(0, libc::RTMGRP_LINK as u32))?;
+        let groups = libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR;
+        sock.bind(&SocketAddr::new(0, groups as u32))?;
         sock.set_non_blocking(true)?;
         Ok(LinkWatch { sock, buf: vec![0; 1 << 16] })
     }
@@ -50,8 +60,8 @@ impl LinkWatch {
     }
 
     /// Every event waiting on the socket.
-    pub fn drain(&mut self) -> Vec<LinkEvent> {
-        let mut out = Vec::new();
+    pub fn drain(&mut self) -> Events {
+        let mut out = Events::default();
         loop {
             let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
                 Ok(n) if n > 0 => n,
@@ -62,8 +72,11 @@ impl LinkWatch {
                 let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n]) else { break };
                 let len = msg.header.length as usize;
                 match msg.payload {
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => out.push(event(&l, false)),
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => out.push(event(&l, true)),
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => out.links.push(event(&l, false)),
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => out.links.push(event(&l, true)),
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_)) => {
+                        out.addresses = true
+                    }
                     _ => {}
                 }
                 if len == 0 {

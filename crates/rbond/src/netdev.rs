@@ -24,6 +24,11 @@ fn ioctl_socket() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+thread_local! {
+    /// One socket for every ioctl of this thread: the daemon reads links every miimon tick.
+    static IOCTL_SOCKET: io::Result<OwnedFd> = ioctl_socket();
+}
+
 fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "invalid interface name"));
@@ -36,10 +41,12 @@ fn ifreq(name: &str) -> io::Result<libc::ifreq> {
 }
 
 fn ioctl(name: &str, request: libc::Ioctl, fill: impl FnOnce(&mut libc::ifreq)) -> io::Result<libc::ifreq> {
-    let sock = ioctl_socket()?;
     let mut req = ifreq(name)?;
     fill(&mut req);
-    check(unsafe { libc::ioctl(sock.as_raw_fd(), request, &mut req) })?;
+    IOCTL_SOCKET.with(|sock| {
+        let fd = sock.as_ref().map_err(|e| io::Error::new(e.kind(), e.to_string()))?.as_raw_fd();
+        check(unsafe { libc::ioctl(fd, request, &mut req) })
+    })?;
     Ok(req)
 }
 
@@ -112,6 +119,14 @@ pub fn link_detected(name: &str) -> io::Result<bool> {
     let mut v = EthtoolValue { cmd: ETHTOOL_GLINK, data: 0 };
     ioctl(name, libc::SIOCETHTOOL, |r| r.ifr_ifru.ifru_data = (&raw mut v).cast())?;
     Ok(v.data != 0)
+}
+
+/// Whether the kernel may hold back this device's carrier events (up to about a second when
+/// they come close together): it does so for devices whose iflink is their own index
+/// (physical NICs, TAP), not for veth, macvlan or VLANs. When unsure: yes.
+pub fn carrier_events_may_lag(name: &str, ifindex: u32) -> bool {
+    let iflink = std::fs::read_to_string(format!("/sys/class/net/{name}/iflink"));
+    iflink.ok().and_then(|v| v.trim().parse::<u32>().ok()).is_none_or(|l| l == ifindex)
 }
 
 fn ipv6_switch(name: &str) -> String {
