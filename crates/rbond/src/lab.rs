@@ -273,7 +273,7 @@ impl Lab {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        self.in_ns(&self.peer(), move || {
+        let worker = self.in_ns(&self.peer(), move || {
             let s = match UdpSocket::bind(("0.0.0.0", ECHO_PORT)) {
                 Ok(s) => s,
                 Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
@@ -288,7 +288,7 @@ impl Lab {
             }
         });
         match ready_rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(())) => Ok(Echo(stop)),
+            Ok(Ok(())) => Ok(Echo { stop, worker: Some(worker) }),
             Ok(Err(e)) => bail!("echo service: {e}"),
             Err(_) => bail!("echo service did not start"),
         }
@@ -326,12 +326,18 @@ impl Drop for Lab {
     }
 }
 
-/// The peer's echo service; it stops when this is dropped.
-pub struct Echo(Arc<AtomicBool>);
+/// The peer's echo service; it stops (and frees its port) when this is dropped.
+pub struct Echo {
+    stop: Arc<AtomicBool>,
+    worker: Option<JoinHandle<anyhow::Result<()>>>,
+}
 
 impl Drop for Echo {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
     }
 }
 
@@ -402,15 +408,16 @@ impl Record {
 }
 
 fn run_probe(pps: u32, start: Instant, stop: &AtomicBool) -> anyhow::Result<Record> {
+    // Not connected: with bond0 down there is no route, and a send that fails is a loss.
     let s = UdpSocket::bind(("0.0.0.0", 0))?;
-    s.connect(SocketAddr::from((PEER_IP, ECHO_PORT)))?;
+    let peer = SocketAddr::from((PEER_IP, ECHO_PORT));
     s.set_nonblocking(true)?;
     let interval = Duration::from_secs(1) / pps.max(1);
     let mut rec = Record { interval, sent: Vec::new(), arrivals: HashMap::new(), duplicates: Vec::new() };
     let mut buf = [0u8; 64];
     let drain = |rec: &mut Record, buf: &mut [u8]| {
-        while let Ok(n) = s.recv(buf) {
-            if n >= 4 {
+        while let Ok((n, from)) = s.recv_from(buf) {
+            if n >= 4 && from == peer {
                 let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
                 if rec.arrivals.insert(seq, start.elapsed()).is_some() {
                     rec.duplicates.push(seq);
@@ -422,7 +429,7 @@ fn run_probe(pps: u32, start: Instant, stop: &AtomicBool) -> anyhow::Result<Reco
         let seq = rec.sent.len() as u32;
         if start.elapsed() >= interval * seq {
             rec.sent.push(start.elapsed());
-            let _ = s.send(&seq.to_be_bytes());
+            let _ = s.send_to(&seq.to_be_bytes(), peer);
         }
         drain(&mut rec, &mut buf);
         // Sleep rather than spin when there is time: on two cores a spinning probe would

@@ -1,0 +1,156 @@
+//! What real networks and operators do to a bond: flapping links, both links lost, bond0
+//! removed from under the daemon, the daemon killed at random moments, abusive clients and
+//! hostile frames. Each scenario checks traffic (loss, duplicates) and the bond's state.
+
+mod netns;
+
+use std::time::Duration;
+
+use netns::{Cpu, Lab, Wiring, begin, get, lab, probe, settled, start, wait};
+use rbond::control::Request;
+
+const GUIDE: &[&str] = &["mode=1", "miimon=100", "updelay=200", "downdelay=200", "primary=eth0"];
+
+/// A small deterministic generator: the scenarios are random but repeatable.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap()
+}
+
+fn slave<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    r["report"]["slaves"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()
+}
+
+/// The active slave's cable flaps 300 times at random intervals (1–30 ms here; `FLAPS` and
+/// `FLAP_MAX_MS` ask for a longer soak) under traffic, with no delays so that every flap is a
+/// real failover and back. Afterwards the bond is consistent, every committed down was
+/// counted, nothing was duplicated, and memory stayed flat.
+#[test]
+fn flapping_leaves_the_bond_consistent() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let flaps: u64 = std::env::var("FLAPS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let max_ms: u64 = std::env::var("FLAP_MAX_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let mut net = lab(Wiring::OneSwitch);
+    start(&mut net, &["mode=1", "miimon=100", "primary=eth0"]);
+    settled(&net);
+    let pid: u32 = std::process::Command::new("pgrep").args(["-f", &format!("{} daemon", net.run_dir.display())]).output().unwrap().stdout
+        .split(|b| *b == b'\n').next().and_then(|l| std::str::from_utf8(l).ok()?.parse().ok()).expect("daemon pid");
+    let rss_before = rss_kb(pid);
+    let mut rng = Rng(0x5eed_cafe);
+    let p = probe(&net, 1000, Duration::ZERO, Duration::ZERO, || {
+        for i in 0..flaps {
+            net.cable_of("eth0", i % 2 == 1).unwrap();
+            std::thread::sleep(Duration::from_millis(1 + rng.below(max_ms)));
+        }
+        net.cable_of("eth0", true).unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+    });
+    settled(&net);
+    let r = net.request(&Request::Status).unwrap();
+    assert_eq!(r["report"]["active_slave"], "eth0", "the primary is back in charge");
+    let downs = net.log_lines().unwrap().iter().filter(|l| *l == "bond0: link status definitely down for interface eth0, disabling it").count();
+    assert_eq!(slave(&r, "eth0")["link_failure_count"], downs as u64, "every committed down counted once");
+    assert!(downs as u64 >= flaps / 4, "flaps became failovers: {downs}");
+    assert_eq!(p.duplicated, 0, "{p:?}");
+    let rss_after = rss_kb(pid);
+    assert!(rss_after <= rss_before + 1024, "memory flat: {rss_before} kB before, {rss_after} kB after");
+    eprintln!("flapping: {flaps} toggles, {downs} committed downs, {p:?}, RSS {rss_before} → {rss_after} kB");
+}
+
+/// Both links lost: no active interface and no carrier; one back: it skips its updelay.
+#[test]
+fn both_down_then_one_back() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    start(&mut net, GUIDE);
+    settled(&net);
+    net.cable_of("eth0", false).unwrap();
+    net.cable_of("eth1", false).unwrap();
+    wait(&net, "no carrier", |n| get(n, "mii_status") == "down");
+    assert!(net.log_lines().unwrap().contains(&"bond0: now running without any active interface !".to_string()));
+    assert!(!has_carrier(&net), "bond0 has no carrier");
+    net.cable_of("eth1", true).unwrap();
+    wait(&net, "eth1 active", |n| get(n, "active_slave") == "eth1");
+    let lines = net.log_lines().unwrap();
+    let tail: Vec<&str> = lines.iter().rev().take(4).rev().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        [
+            "bond0: link status up for interface eth1, enabling it in 0 ms.",
+            "bond0: link status definitely up for interface eth1.",
+            "bond0: making interface eth1 the new active one.",
+            "bond0: first active interface up!",
+        ]
+    );
+    let p = probe(&net, 200, Duration::from_millis(500), Duration::ZERO, || {});
+    assert!(p.lost <= 1, "traffic resumed: {p:?}");
+}
+
+/// Whether bond0 reports a carrier (LOWER_UP) to the host.
+fn has_carrier(net: &Lab) -> bool {
+    let out = std::process::Command::new("ip").args(["-n", &net.host(), "-j", "link", "show", "bond0"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("LOWER_UP")
+}
+
+/// Someone else sets bond0 down (traffic stops) and up (it resumes), then deletes it: the
+/// daemon restores the slaves and exits with a line saying why.
+#[test]
+fn bond0_set_down_or_deleted_by_someone_else() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    let before: Vec<_> = ["eth0", "eth1"].iter().map(|n| net.link(n)).collect();
+    start(&mut net, GUIDE);
+    settled(&net);
+    netns::ip(&["-n", &net.host(), "link", "set", "bond0", "down"]);
+    let p = probe(&net, 200, Duration::from_millis(500), Duration::ZERO, || {});
+    assert_eq!(p.lost, p.sent, "bond0 down: nothing passes");
+    netns::ip(&["-n", &net.host(), "link", "set", "bond0", "up"]);
+    netns::ip(&["-n", &net.host(), "addr", "replace", "10.77.0.1/24", "dev", "bond0"]);
+    let p = probe(&net, 200, Duration::from_millis(500), Duration::from_millis(300), || {});
+    assert!(p.lost < p.sent / 2, "bond0 up again: traffic resumes: {p:?}");
+    netns::ip(&["-n", &net.host(), "link", "del", "bond0"]);
+    let status = net.wait_daemon().unwrap();
+    assert!(status.success());
+    assert!(net.daemon_stderr().contains("bond0: the bond device was deleted; restoring slaves and exiting"), "{}", net.daemon_stderr());
+    let after: Vec<_> = ["eth0", "eth1"].iter().map(|n| net.link(n)).collect();
+    assert_eq!(after, before, "slaves restored");
+}
+
+/// SIGKILL at random moments, 50 times, some mid-failover: each next start cleans up what
+/// the dead daemon left, and no slave ever keeps the bond's MAC or MTU once the last one is
+/// stopped properly.
+#[test]
+fn fifty_kills_at_random_moments_lose_nothing() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    netns::ip(&["-n", &net.host(), "link", "set", "eth1", "mtu", "1400"]);
+    let before: Vec<_> = ["eth0", "eth1"].iter().map(|n| net.link(n)).collect();
+    let mut rng = Rng(0xdead_beef);
+    for round in 0..50 {
+        start(&mut net, GUIDE);
+        if round % 3 == 0 {
+            net.cable_of("eth0", false).unwrap(); // mid-failover
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(250)));
+        unsafe { libc::kill(net.daemon_pid().unwrap() as i32, libc::SIGKILL) };
+        net.wait_daemon().unwrap();
+        net.cable_of("eth0", true).unwrap();
+    }
+    start(&mut net, GUIDE);
+    assert!(net.log_lines().unwrap().iter().any(|l| l.ends_with("left by a previous daemon")));
+    net.request(&Request::Down).unwrap();
+    net.wait_daemon().unwrap();
+    let after: Vec<_> = ["eth0", "eth1"].iter().map(|n| net.link(n)).collect();
+    assert_eq!(after, before, "after 50 kills every slave has its own MAC, MTU and state");
+}
