@@ -154,3 +154,103 @@ fn fifty_kills_at_random_moments_lose_nothing() {
     let after: Vec<_> = ["eth0", "eth1"].iter().map(|n| net.link(n)).collect();
     assert_eq!(after, before, "after 50 kills every slave has its own MAC, MTU and state");
 }
+
+/// The control socket: root only (a non-root client is refused), and 1,000 clients at once,
+/// some hanging up without a word, all get an answer while traffic keeps flowing.
+#[test]
+fn the_control_socket_serves_a_crowd_and_refuses_strangers() {
+    use std::io::{BufRead, Write};
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    start(&mut net, &["miimon=100"]);
+    let sock = rbond::control::socket_path(&net.run_dir, "bond0");
+    let stranger = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(netns::bin())
+        .arg("--run-dir")
+        .arg(&net.run_dir)
+        .args(["status", "bond0"])
+        .output()
+        .unwrap();
+    assert_eq!(stranger.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stranger.stderr).contains("Permission denied"), "{}", String::from_utf8_lossy(&stranger.stderr));
+    let sock2 = sock.clone();
+    let p = probe(&net, 500, Duration::from_secs(3), Duration::ZERO, move || {
+        let clients: Vec<_> = (0..1000)
+            .map(|i| {
+                let sock = sock2.clone();
+                std::thread::spawn(move || {
+                    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    if i % 10 == 0 {
+                        return true; // hangs up without asking
+                    }
+                    s.write_all(b"{\"cmd\":\"get\",\"option\":\"mode\"}\n").unwrap();
+                    let mut line = String::new();
+                    std::io::BufReader::new(s).read_line(&mut line).unwrap();
+                    line.contains("active-backup 1")
+                })
+            })
+            .collect();
+        let answered = clients.into_iter().map(|c| c.join().unwrap()).filter(|ok| *ok).count();
+        assert_eq!(answered, 1000);
+    });
+    assert!(p.lost <= 2 && p.duplicated == 0, "forwarding went on: {p:?}");
+    assert_eq!(get(&net, "mode"), "active-backup 1");
+}
+
+/// Frames no one should send: truncated and garbage frames, ARP with bogus lengths or
+/// opcodes, forged replies from a stranger, and a flood of ARP on the backup. Nothing
+/// crashes, the validating ARP monitor is not fooled, and no failover happens.
+#[test]
+fn hostile_frames_change_nothing() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    start(&mut net, &["arp_interval=100", "arp_ip_target=10.77.0.2", "arp_validate=all", "primary=eth0"]);
+    wait(&net, "both slaves up", |n| {
+        let r = n.request(&Request::Status).unwrap();
+        r["report"]["slaves"].as_array().unwrap().iter().all(|s| s["mii_status"] == "up")
+    });
+    let lines_before = net.log_lines().unwrap().len();
+    // The peer is silenced: only forged frames arrive now. eth0 must go down, and nothing
+    // forged may bring it (or eth1) back.
+    netns::ip(&["-n", &net.peer(), "link", "set", "eth0", "down"]);
+    let switch = net.switch_of("eth0");
+    let inject = net.in_ns(&switch, move || {
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        assert!(fd >= 0);
+        let send = |port: &str, frame: &[u8]| {
+            let idx = rbond::netdev::index(port).unwrap();
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_ifindex = idx as i32;
+            sll.sll_halen = 6;
+            unsafe { libc::sendto(fd, frame.as_ptr().cast(), frame.len(), 0, (&raw const sll).cast(), std::mem::size_of_val(&sll) as u32) };
+        };
+        let stranger = rbond_core::Mac([2, 0, 0, 0, 0x66, 0x66]);
+        let mut rng = Rng(7);
+        for i in 0..3000u32 {
+            let port = if i % 2 == 0 { "h0" } else { "h1" };
+            // A reply to our address from an address that is no target: forged.
+            let mut forged = rbond::frames::arp_probe(stranger, "10.77.0.66".parse().unwrap(), "10.77.0.1".parse().unwrap());
+            forged[rbond::tap::VNET_HDR_LEN + 21] = 2; // op: reply
+            send(port, &forged[rbond::tap::VNET_HDR_LEN..]);
+            let mut bogus = forged[rbond::tap::VNET_HDR_LEN..].to_vec();
+            bogus[18] = 255; // hardware address length
+            send(port, &bogus);
+            let garbage: Vec<u8> = (0..(14 + rng.below(200) as usize)).map(|_| rng.below(256) as u8).collect();
+            send(port, &garbage);
+            send(port, &forged[rbond::tap::VNET_HDR_LEN..rbond::tap::VNET_HDR_LEN + 20]); // truncated ARP
+        }
+        unsafe { libc::close(fd) };
+    });
+    inject.join().unwrap().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let r = net.request(&Request::Status).unwrap();
+    for s in ["eth0", "eth1"] {
+        assert_ne!(slave(&r, s)["mii_status"], "up", "{s}: forged replies must not keep it up");
+    }
+    let lines = net.log_lines().unwrap();
+    assert!(!lines[lines_before..].iter().any(|l| l.contains("definitely up")), "no false recovery: {lines:#?}");
+    assert_eq!(get(&net, "mode"), "active-backup 1", "the daemon is alive");
+}
