@@ -192,3 +192,26 @@ pub fn call(path: &Path, req: &Request, mut each: impl FnMut(&Value)) -> anyhow:
     }
     Ok(first)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+
+        /// Whatever a client sends, parsing ends in a request or an error, never a panic.
+        #[test]
+        fn arbitrary_request_lines_never_panic(line in "\\PC{0,200}", json_like: bool, cmd in "[a-z_]{0,12}") {
+            let text = if json_like { format!("{{\"cmd\":\"{cmd}\",{line}}}") } else { line };
+            let _ = serde_json::from_slice::<Request>(text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn requests_read_as_documented() {
+        let r: Request = serde_json::from_str(r#"{"cmd":"set","option":"miimon","value":"100"}"#).unwrap();
+        assert_eq!(r, Request::Set { option: "miimon".into(), value: "100".into() });
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"fly"}"#).is_err());
+    }
+}

@@ -127,6 +127,23 @@ mod tests {
         assert!(parse_arp(&bad_op, false).is_none());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+
+        /// Any bytes at all: an ARP frame or not, never a panic. Frames that start like ARP
+        /// are the interesting ones, so half the cases do.
+        #[test]
+        fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..80), arp_like: bool) {
+            if arp_like && bytes.len() > 20 {
+                bytes[12..20].copy_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4]);
+            }
+            if let Some(a) = parse_arp(&bytes, false) {
+                proptest::prop_assert!(bytes.len() >= 42);
+                proptest::prop_assert!(matches!(a.op, ArpOp::Request | ArpOp::Reply));
+            }
+        }
+    }
+
     #[test]
     fn neighbour_advertisement_checksum_verifies() {
         let ip: Ipv6Addr = "2001:db8::1".parse().unwrap();
