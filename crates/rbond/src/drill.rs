@@ -19,7 +19,8 @@ use crate::config::bond::{BondConfig, bond_config, bonds};
 use crate::config::examples::GUIDE;
 use crate::config::interfaces::Interfaces;
 use crate::control::Request;
-use crate::lab::{Lab, Record, Window, Wiring};
+use crate::lab::{Lab, Wiring};
+use crate::probe::{Record, Window};
 
 /// Ceiling for a change the bond makes at once (scheduling on a busy machine included).
 const IMMEDIATE_MS: u64 = 20;

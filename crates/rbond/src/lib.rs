@@ -16,6 +16,7 @@ pub mod link_watch;
 pub mod logger;
 pub mod netdev;
 pub mod packet_socket;
+pub mod probe;
 pub mod restore;
 pub mod signals;
 pub mod tap;
