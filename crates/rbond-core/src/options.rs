@@ -337,6 +337,9 @@ impl Options {
     pub fn primary(&self) -> &str {
         &self.primary
     }
+    pub fn all_slaves_active(&self) -> bool {
+        self.all_slaves_active
+    }
 
     /// A delay in milliseconds as reports show it: ticks times the current miimon.
     pub fn delay_ms(&self, d: Delay) -> u64 {

@@ -148,7 +148,7 @@ impl Daemon {
 
     /// Loads the kernel datapath when asked or possible, saying which one is in use.
     fn choose_datapath(&mut self, want: Datapath) -> anyhow::Result<()> {
-        let all_active = self.bond.options().sysfs(OptionName::AllSlavesActive) == "1";
+        let all_active = self.bond.options().all_slaves_active();
         let kernel = match want {
             Datapath::Userspace => Err("asked for".to_string()),
             _ if all_active => Err("all_slaves_active needs the userspace datapath".to_string()),
@@ -410,7 +410,7 @@ impl Daemon {
 
     /// A slave → bond0 if it is the active one; everything is shown to the ARP monitor.
     fn pump_slave(&mut self, i: usize) {
-        let all_active = self.bond.options().sysfs(OptionName::AllSlavesActive) == "1";
+        let all_active = self.bond.options().all_slaves_active();
         let arp_monitor = self.bond.options().arp_interval() > 0;
         for _ in 0..BATCH {
             let Ok(Some(n)) = self.members[i].sock.read(&mut self.buf) else { break };
