@@ -391,10 +391,12 @@ impl Daemon {
                 self.pump_slave(i - 3);
             }
         }
-        self.serve_control();
+        if fds[slaves_end..].iter().any(|f| f.revents != 0) {
+            self.serve_control();
+            self.control.reap();
+        }
         self.timers();
         self.apply_actions();
-        self.control.reap();
     }
 
     /// bond0 → the active slave. With no active slave the frame is dropped.
@@ -410,25 +412,38 @@ impl Daemon {
 
     /// A slave → bond0 if it is the active one; everything is shown to the ARP monitor.
     fn pump_slave(&mut self, i: usize) {
-        let all_active = self.bond.options().all_slaves_active();
         let arp_monitor = self.bond.options().arp_interval() > 0;
+        // With the kernel datapath every frame is already on its way (or dropped).
+        let deliver = self.kernel.is_none()
+            && (self.bond.options().all_slaves_active() || self.active.as_deref() == Some(self.members[i].name.as_str()));
         for _ in 0..BATCH {
             let Ok(Some(n)) = self.members[i].sock.read(&mut self.buf) else { break };
             if n < VNET_HDR_LEN + 14 {
                 continue;
             }
-            let name = self.members[i].name.clone();
-            let now = self.now();
-            if let Some(frame) = frames::parse_arp(&self.buf[VNET_HDR_LEN..n], false) {
-                let _ = self.bond.handle(now, Input::Arp { slave: name.clone(), frame });
-            } else if arp_monitor && self.members[i].last_rx_note.is_none_or(|t| now.saturating_since(t) > Duration::from_millis(10)) {
-                self.members[i].last_rx_note = Some(now);
-                let _ = self.bond.handle(now, Input::Rx { slave: name.clone() });
-            }
-            // With the kernel datapath the frame is already on its way (or dropped).
-            if self.kernel.is_none() && (all_active || self.active.as_deref() == Some(name.as_str())) {
+            if deliver {
                 let _ = self.tap.write(&self.buf[..n]);
             }
+            self.watch_frame(i, n, arp_monitor);
+        }
+    }
+
+    /// Shows a received frame to the ARP monitor: ARP always, other traffic at most every
+    /// 10 ms (enough for "heard something lately").
+    fn watch_frame(&mut self, i: usize, n: usize, arp_monitor: bool) {
+        let arp = frames::parse_arp(&self.buf[VNET_HDR_LEN..n], false);
+        if arp.is_none() && !arp_monitor {
+            return;
+        }
+        let now = self.now();
+        let slave = self.members[i].name.clone();
+        match arp {
+            Some(frame) => drop(self.bond.handle(now, Input::Arp { slave, frame })),
+            None if self.members[i].last_rx_note.is_none_or(|t| now.saturating_since(t) > Duration::from_millis(10)) => {
+                self.members[i].last_rx_note = Some(now);
+                drop(self.bond.handle(now, Input::Rx { slave }));
+            }
+            None => {}
         }
     }
 
