@@ -22,8 +22,9 @@ use crate::control::Request;
 use crate::lab::{Lab, Wiring};
 use crate::probe::{Record, Window};
 
-/// Ceiling for a change the bond makes at once (scheduling on a busy machine included).
-const IMMEDIATE_MS: u64 = 20;
+/// Ceiling for a change the bond makes at once: 0 ms when the machine is quiet, but two
+/// drills on two busy cores have shown 24 ms, so this is scheduling slack, not a target.
+const IMMEDIATE_MS: u64 = 50;
 
 pub struct DrillOptions {
     pub pps: u32,
@@ -338,15 +339,9 @@ fn setup(opts: &DrillOptions, slaves: &[String], pairs: &[(String, String)], x: 
     let slave_refs: Vec<&str> = slaves.iter().map(String::as_str).collect();
     lab.start_bond(&opts.bin, &slave_refs, &opts_kv)?;
     progress.waiting("waiting for both slaves to come up");
-    lab.wait_until(x.settle() + Duration::from_secs(5), "both slaves up", |l| all_slaves_up(l).unwrap_or(false))?;
+    lab.wait_until(x.settle() + Duration::from_secs(5), "both slaves up", |l| l.slaves_up(2))?;
     progress.done_waiting();
     Ok(lab)
-}
-
-fn all_slaves_up(lab: &Lab) -> anyhow::Result<bool> {
-    let r = lab.request(&Request::Status)?;
-    let slaves = r["report"]["slaves"].as_array().context("no slaves in the report")?;
-    Ok(slaves.len() == 2 && slaves.iter().all(|s| s["mii_status"] == "up"))
 }
 
 fn active(lab: &Lab) -> Option<String> {

@@ -206,6 +206,13 @@ impl Lab {
         Ok(self.timed_log()?.into_iter().map(|(_, l)| l).collect())
     }
 
+    /// Whether the bond has exactly `count` slaves and every one reports its link up.
+    pub fn slaves_up(&self, count: usize) -> bool {
+        let Ok(r) = self.request(&Request::Status) else { return false };
+        let slaves = r["report"]["slaves"].as_array().cloned().unwrap_or_default();
+        slaves.len() == count && slaves.iter().all(|s| s["mii_status"] == "up")
+    }
+
     /// Polls `cond` every 20 ms until it holds, failing after `limit`.
     pub fn wait_until(&self, limit: Duration, what: &str, mut cond: impl FnMut(&Lab) -> bool) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;

@@ -130,7 +130,7 @@ fn the_drill_judges_another_stanza_by_its_own_settings() {
     let steps = r["steps"].as_array().unwrap();
     assert_eq!(steps[0]["active_after"], "eth1");
     assert_eq!(steps[12]["expected_active"], "eth1", "no primary takes the bond back");
-    assert_eq!(steps[11]["expected_outage_ms"], 70, "miimon 50 + 20 ms slack");
+    assert_eq!(steps[11]["expected_outage_ms"], 100, "miimon 50 + 50 ms slack");
     let bad = dir.join("bad");
     std::fs::write(&bad, "iface bond0 inet manual\n    bond-slaves eth2\n").unwrap();
     let out = Command::new(bin()).args(["drill", "--config"]).arg(&bad).output().unwrap();

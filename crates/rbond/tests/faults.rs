@@ -207,10 +207,7 @@ fn hostile_frames_change_nothing() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = lab(Wiring::OneSwitch);
     start(&mut net, &["arp_interval=100", "arp_ip_target=10.77.0.2", "arp_validate=all", "primary=eth0"]);
-    wait(&net, "both slaves up", |n| {
-        let r = n.request(&Request::Status).unwrap();
-        r["report"]["slaves"].as_array().unwrap().iter().all(|s| s["mii_status"] == "up")
-    });
+    settled(&net);
     let lines_before = net.log_lines().unwrap().len();
     // The peer is silenced: only forged frames arrive now. eth0 must go down, and nothing
     // forged may bring it (or eth1) back.

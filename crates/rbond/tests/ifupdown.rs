@@ -110,7 +110,7 @@ fn give_a_chance_lends_the_primary_and_takes_it_back() {
     let text = HOTPLUG.replacen("iface eth1 inet manual\n    bond-master bond0\n", "iface eth1 inet manual\n    bond-master bond0\n    bond-give-a-chance 3\n", 1);
     let (file, state) = write(&net, &text);
     ifupdown(&net, "ifup", &file, &state, &["bond0", "eth0"]);
-    settled(&net);
+    netns::wait(&net, "eth0 up", |l| l.slaves_up(1));
     ifupdown(&net, "ifup", &file, &state, &["eth1"]);
     assert_eq!(get(&net, "primary"), "eth0");
     let lines = net.log_lines().unwrap();

@@ -59,12 +59,9 @@ pub fn start(lab: &mut Lab, opts: &[&str]) {
     wait(lab, "an active slave", |l| !get(l, "active_slave").is_empty());
 }
 
-/// Waits until every slave reports its link up (their updelays are over).
+/// Waits until both slaves report their link up (their updelays are over).
 pub fn settled(lab: &Lab) {
-    wait(lab, "every slave up", |l| {
-        let r = l.request(&rbond::control::Request::Status).unwrap();
-        r["report"]["slaves"].as_array().is_some_and(|s| s.iter().all(|s| s["mii_status"] == "up"))
-    });
+    wait(lab, "both slaves up", |l| l.slaves_up(2));
 }
 
 pub fn get(lab: &Lab, option: &str) -> String {
