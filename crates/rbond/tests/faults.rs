@@ -6,7 +6,7 @@ mod netns;
 
 use std::time::Duration;
 
-use netns::{Cpu, Lab, Wiring, begin, get, lab, probe, settled, start, wait};
+use netns::{Cpu, Lab, Wiring, begin, get, lab, probe, settled, slaves_state, start, wait};
 use rbond::control::Request;
 
 const GUIDE: &[&str] = &["mode=1", "miimon=100", "updelay=200", "downdelay=200", "primary=eth0"];
@@ -109,7 +109,7 @@ fn has_carrier(net: &Lab) -> bool {
 fn bond0_set_down_or_deleted_by_someone_else() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = lab(Wiring::OneSwitch);
-    let before: Vec<_> = ["eth0", "eth1"].iter().map(|n| net.link(n)).collect();
+    let before = slaves_state(&net);
     start(&mut net, GUIDE);
     settled(&net);
     netns::ip(&["-n", &net.host(), "link", "set", "bond0", "down"]);
@@ -123,7 +123,7 @@ fn bond0_set_down_or_deleted_by_someone_else() {
     let status = net.wait_daemon().unwrap();
     assert!(status.success());
     assert!(net.daemon_stderr().contains("bond0: the bond device was deleted; restoring slaves and exiting"), "{}", net.daemon_stderr());
-    let after: Vec<_> = ["eth0", "eth1"].iter().map(|n| net.link(n)).collect();
+    let after = slaves_state(&net);
     assert_eq!(after, before, "slaves restored");
 }
 
@@ -135,7 +135,7 @@ fn fifty_kills_at_random_moments_lose_nothing() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
     let mut net = lab(Wiring::OneSwitch);
     netns::ip(&["-n", &net.host(), "link", "set", "eth1", "mtu", "1400"]);
-    let before: Vec<_> = ["eth0", "eth1"].iter().map(|n| net.link(n)).collect();
+    let before = slaves_state(&net);
     let mut rng = Rng(0xdead_beef);
     for round in 0..50 {
         start(&mut net, GUIDE);
@@ -151,7 +151,7 @@ fn fifty_kills_at_random_moments_lose_nothing() {
     assert!(net.log_lines().unwrap().iter().any(|l| l.ends_with("left by a previous daemon")));
     net.request(&Request::Down).unwrap();
     net.wait_daemon().unwrap();
-    let after: Vec<_> = ["eth0", "eth1"].iter().map(|n| net.link(n)).collect();
+    let after = slaves_state(&net);
     assert_eq!(after, before, "after 50 kills every slave has its own MAC, MTU and state");
 }
 

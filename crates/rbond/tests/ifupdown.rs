@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use netns::{Cpu, Lab, Wiring, begin, bin, get, ifenslave, lab, probe, settled};
+use netns::{Cpu, Lab, Wiring, begin, bin, get, ifenslave, lab, probe, settled, slaves_state};
 use rbond::config::examples::{GUIDE, HOTPLUG};
 
 /// rbond's hooks in /etc/network for the test's lifetime, pointing at the lab's run directory.
@@ -50,10 +50,6 @@ fn ifupdown(lab: &Lab, cmd: &str, file: &Path, state: &Path, ifaces: &[&str]) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{cmd} {ifaces:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-}
-
-fn slaves_state(lab: &Lab) -> Vec<Option<(bool, String, u32)>> {
-    ["eth0", "eth1"].iter().map(|n| lab.link(n)).collect()
 }
 
 #[test]

@@ -84,6 +84,11 @@ pub fn probe(lab: &Lab, pps: u32, length: Duration, at: Duration, during: impl F
     p.finish().unwrap().whole()
 }
 
+/// What `ip link` says of each slave (up, MAC, MTU), to compare before and after.
+pub fn slaves_state(lab: &Lab) -> Vec<Option<(bool, String, u32)>> {
+    ["eth0", "eth1"].iter().map(|n| lab.link(n)).collect()
+}
+
 pub fn rbond(lab: &Lab) -> Command {
     lab.rbond(bin())
 }
