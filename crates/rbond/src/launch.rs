@@ -31,6 +31,12 @@ pub fn start(bin: &Path, run_dir: &Path, cfg: &BondConfig) -> anyhow::Result<()>
     if running(run_dir, &cfg.name) {
         bail!("{}: a daemon for this bond is already running", cfg.name);
     }
+    // Refused options are reported where they were written, before anything is touched.
+    let mut options = rbond_core::Options::default();
+    for (k, v, place) in &cfg.options {
+        let name = rbond_core::OptionName::parse(k).map_err(|e| anyhow::anyhow!("{place}: {e}"))?;
+        options.set(name, v).map_err(|e| anyhow::anyhow!("{place}: {e}"))?;
+    }
     std::fs::create_dir_all(run_dir).with_context(|| run_dir.display().to_string())?;
     let stderr_path = run_dir.join(format!("{}.stderr", cfg.name));
     let mut cmd = Command::new(bin);
@@ -49,9 +55,11 @@ pub fn start(bin: &Path, run_dir: &Path, cfg: &BondConfig) -> anyhow::Result<()>
     let mut child = cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(status) = child.try_wait()? {
+        if child.try_wait()?.is_some() {
+            // The daemon said why on its last line; it has already put everything back.
             let why = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            bail!("{}: the daemon exited ({status}): {}", cfg.name, why.trim());
+            let last = why.lines().last().unwrap_or("the daemon exited").trim_start_matches("rbond: ");
+            bail!("{}: {last}", cfg.name);
         }
         if holds_slaves(run_dir, cfg) {
             return Ok(());

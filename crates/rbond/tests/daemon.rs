@@ -413,3 +413,28 @@ fn lines_reach_syslog_and_release_restores_the_slave() {
         assert!(got.contains(&w), "missing {w:?} in {got:#?}");
     }
 }
+
+/// A failed start leaves nothing half-configured: the slave it had already taken gets its
+/// MAC, MTU, addresses and state back, bond0 is gone, and the error names the culprit.
+#[test]
+fn a_failed_up_puts_everything_back() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let net = lab(Wiring::OneSwitch);
+    let before = prepared(&net);
+    let file = net.run_dir.join("interfaces");
+    std::fs::write(&file, "iface bond0 inet manual\n    bond-slaves eth1 nosuch0\n    bond-miimon 100\n").unwrap();
+    let out = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "rbond: bond0: nosuch0: no such interface: No such device (os error 19)\n");
+    slaves_as_before(&net, &before);
+    assert!(!net.run_dir.join("bond0.sock").exists(), "no daemon left behind");
+    // A refused value is reported where it was written, before anything is touched.
+    std::fs::write(&file, "iface bond0 inet manual\n    bond-slaves eth1\n    bond-miimon abc\n").unwrap();
+    let out = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("rbond: {}:3: option miimon: invalid value (abc); allowed values 0 - 2147483647\n", file.display())
+    );
+    slaves_as_before(&net, &before);
+}
