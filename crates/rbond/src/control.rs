@@ -177,20 +177,27 @@ fn flush(c: &mut Client) {
     }
 }
 
-/// Sends one request and returns the first reply line; `each` sees every further line
-/// (event followers keep reading until the daemon closes).
-pub fn call(path: &Path, req: &Request, mut each: impl FnMut(&Value)) -> anyhow::Result<Value> {
+/// Sends one request and hands `each` every line of the answer as it arrives, the reply
+/// first (an event follower keeps getting lines until the daemon closes).
+pub fn stream(path: &Path, req: &Request, mut each: impl FnMut(&Value)) -> anyhow::Result<()> {
     let mut s = UnixStream::connect(path)
         .map_err(|e| anyhow::anyhow!("{}: {e} (is the rbond daemon for this bond running?)", path.display()))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     s.write_all(&line)?;
-    let mut lines = BufReader::new(s).lines();
-    let first: Value = serde_json::from_str(&lines.next().ok_or_else(|| anyhow::anyhow!("the daemon closed the connection"))??)?;
-    for l in lines {
+    for l in BufReader::new(s).lines() {
         each(&serde_json::from_str(&l?)?);
     }
-    Ok(first)
+    Ok(())
+}
+
+/// Sends one request and returns its reply.
+pub fn call(path: &Path, req: &Request) -> anyhow::Result<Value> {
+    let mut first = None;
+    stream(path, req, |v| {
+        first.get_or_insert_with(|| v.clone());
+    })?;
+    first.ok_or_else(|| anyhow::anyhow!("the daemon closed the connection"))
 }
 
 #[cfg(test)]

@@ -133,6 +133,8 @@ impl Daemon {
             stop: None,
             buf: vec![0; 65536 + VNET_HDR_LEN + 4096],
         };
+        // The engine's creation lines (the kernel's module-load messages) come first.
+        d.apply_actions();
         d.choose_datapath(cfg.datapath)?;
         d.read_addresses();
         d.apply_actions();

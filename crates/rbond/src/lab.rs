@@ -186,7 +186,7 @@ impl Lab {
     }
 
     pub fn request(&self, req: &Request) -> anyhow::Result<Value> {
-        control::call(&control::socket_path(&self.run_dir, "bond0"), req, |_| {})
+        control::call(&control::socket_path(&self.run_dir, "bond0"), req)
     }
 
     /// A value as its sysfs file reads (`mode`, `active_slave`, …).

@@ -22,7 +22,7 @@ pub fn bonds(run_dir: &Path) -> Vec<String> {
 
 /// Whether a daemon for `bond` answers on its control socket.
 pub fn running(run_dir: &Path, bond: &str) -> bool {
-    control::call(&control::socket_path(run_dir, bond), &Request::Status, |_| {}).is_ok_and(|r| r["ok"] == true)
+    control::call(&control::socket_path(run_dir, bond), &Request::Status).is_ok_and(|r| r["ok"] == true)
 }
 
 /// Starts `bin daemon` for the configured bond, detached from the caller, and returns once
@@ -72,14 +72,14 @@ pub fn start(bin: &Path, run_dir: &Path, cfg: &BondConfig) -> anyhow::Result<()>
 }
 
 fn holds_slaves(run_dir: &Path, cfg: &BondConfig) -> bool {
-    let Ok(r) = control::call(&control::socket_path(run_dir, &cfg.name), &Request::Status, |_| {}) else { return false };
+    let Ok(r) = control::call(&control::socket_path(run_dir, &cfg.name), &Request::Status) else { return false };
     let have: Vec<&str> = r["report"]["slaves"].as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()).collect();
     cfg.slaves.iter().all(|s| have.contains(&s.as_str()))
 }
 
 /// Sends one request to a running daemon, failing with its error line.
 pub fn ask(run_dir: &Path, bond: &str, req: &Request) -> anyhow::Result<serde_json::Value> {
-    let reply = control::call(&control::socket_path(run_dir, bond), req, |_| {})?;
+    let reply = control::call(&control::socket_path(run_dir, bond), req)?;
     if reply["ok"] != true {
         bail!("{bond}: {}", reply["error"].as_str().unwrap_or("request failed"));
     }

@@ -156,11 +156,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Cmd::Manpage => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?,
         Cmd::Events { bond, follow } => {
-            let path = control::socket_path(dir, &bond);
-            let first = control::call(&path, &Request::Events { follow }, print_line)
-                .inspect(|r| r["lines"].as_array().into_iter().flatten().for_each(print_line))?;
-            if first["ok"] != true {
-                anyhow::bail!("{bond}: {}", first["error"]);
+            // The reply carries the history; a follower then gets one line per new event.
+            let mut refused = None;
+            control::stream(&control::socket_path(dir, &bond), &Request::Events { follow }, |v| match v.get("ok") {
+                Some(ok) if *ok != true => refused = Some(v["error"].to_string()),
+                Some(_) => v["lines"].as_array().into_iter().flatten().for_each(print_line),
+                None => print_line(v),
+            })?;
+            if let Some(e) = refused {
+                anyhow::bail!("{bond}: {e}");
             }
         }
         Cmd::Enslave { bond, slaves } => {

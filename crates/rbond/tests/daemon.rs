@@ -438,3 +438,25 @@ fn a_failed_up_puts_everything_back() {
     );
     slaves_as_before(&net, &before);
 }
+
+/// `rbond events --follow` prints the history, then each new line as the bond writes it.
+#[test]
+fn events_follow_prints_lines_as_they_happen() {
+    use std::io::BufRead;
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    start(&mut net, GUIDE);
+    settled(&net);
+    let mut follower = rbond(&net).args(["events", "bond0", "--follow"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let out = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || std::io::BufReader::new(out).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let next = || rx.recv_timeout(Duration::from_secs(5)).ok();
+    assert_eq!(next().as_deref(), Some("MII link monitoring set to 100 ms"), "the history comes first");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(rbond(&net).args(["set-active", "bond0", "eth1"]).status().unwrap().success());
+    let seen = std::iter::from_fn(next).any(|l| l == "bond0: making interface eth1 the new active one.");
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(seen, "the follower saw the switch as it happened");
+}
