@@ -460,3 +460,17 @@ fn events_follow_prints_lines_as_they_happen() {
     let _ = follower.wait();
     assert!(seen, "the follower saw the switch as it happened");
 }
+
+/// `all_slaves_active 1` keeps the userspace datapath (the kernel one drops backups' frames)
+/// and says so in the log; traffic flows.
+#[test]
+fn all_slaves_active_chooses_the_userspace_datapath() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    start(&mut net, &["miimon=100", "all_slaves_active=1"]);
+    let lines = net.log_lines().unwrap();
+    let want = "bond0: datapath: userspace (TAP and packet sockets; all_slaves_active needs the userspace datapath)";
+    assert!(lines.iter().any(|l| l == want), "{lines:#?}");
+    let p = probe(&net, 200, Duration::from_millis(500), Duration::ZERO, || {});
+    assert!(p.lost <= 1, "{p:?}");
+}
