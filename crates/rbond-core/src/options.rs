@@ -387,6 +387,11 @@ impl Options {
         }
     }
 
+    /// Sets an option given by name, as `set` does.
+    pub fn apply(&mut self, name: &str, raw: &str) -> Result<Vec<Event>, OptionError> {
+        self.set(OptionName::parse(name)?, raw)
+    }
+
     /// Sets one option with the kernel's rules for how options interact, returning what the
     /// bond logs about it. Dependencies on the bond's state (slaves present, device up) are
     /// the caller's to check first: see `Bond::set_option`.

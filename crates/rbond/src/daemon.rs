@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use rbond_core::{Action, Bond, Command, Input, Level, LinkInfo, Mac, MacTarget, OptionName, Options, SlaveSpec};
+use rbond_core::{Action, Bond, Command, Input, Level, LinkInfo, Mac, MacTarget, Options, SlaveSpec};
 use serde_json::{Value, json};
 
 use crate::control::{self, ControlServer, Request};
@@ -80,13 +80,19 @@ pub struct Daemon {
 }
 
 /// Builds the engine's options in the order given, failing on the first bad one.
-fn engine_options(pairs: &[(String, String)]) -> anyhow::Result<Options> {
+pub fn engine_options(pairs: &[(String, String)]) -> anyhow::Result<Options> {
     let mut o = Options::default();
     for (k, v) in pairs {
-        let name = OptionName::parse(k)?;
-        o.set(name, v).with_context(|| format!("option {k}={v}"))?;
+        o.apply(k, v).with_context(|| format!("option {k}={v}"))?;
     }
     Ok(o)
+}
+
+/// Restores a slave, logging whatever could not be put back.
+fn put_back(log: &mut Logger, saved: &SavedSlave) {
+    for e in saved.restore() {
+        log.note(Level::Warning, e);
+    }
 }
 
 /// Puts back slaves a crashed daemon for this bond left behind.
@@ -95,9 +101,7 @@ pub fn recover(run_dir: &std::path::Path, bond: &str, log: &mut Logger) {
     if let Some(state) = file.leftover() {
         for s in &state.slaves {
             log.note(Level::Warning, format!("{bond}: restoring {} left by a previous daemon", s.name));
-            for e in s.restore() {
-                log.note(Level::Warning, e);
-            }
+            put_back(log, s);
         }
         file.remove();
     }
@@ -144,7 +148,7 @@ impl Daemon {
                 return Err(e);
             }
         }
-        d.save_state()?;
+        d.save_state(None)?;
         Ok(d)
     }
 
@@ -171,8 +175,9 @@ impl Daemon {
         rbond_core::Instant::from_duration(self.epoch.elapsed())
     }
 
-    fn save_state(&self) -> anyhow::Result<()> {
-        let slaves = self.members.iter().map(|m| m.saved.clone()).collect();
+    /// Records every member, and `pending` (a slave about to be touched) with them.
+    fn save_state(&self, pending: Option<&SavedSlave>) -> anyhow::Result<()> {
+        let slaves = self.members.iter().map(|m| &m.saved).chain(pending).cloned().collect();
         self.state.save(&State { pid: std::process::id(), slaves })
     }
 
@@ -186,9 +191,7 @@ impl Daemon {
             anyhow::bail!("cannot enslave {name} to itself");
         }
         let saved = SavedSlave::capture(name)?;
-        let mut slaves: Vec<SavedSlave> = self.members.iter().map(|m| m.saved.clone()).collect();
-        slaves.push(saved.clone());
-        self.state.save(&State { pid: std::process::id(), slaves })?;
+        self.save_state(Some(&saved))?;
         match self.take_over(name, &saved) {
             Ok(member) => {
                 self.members.push(member);
@@ -197,8 +200,8 @@ impl Daemon {
                 Ok(())
             }
             Err(e) => {
-                saved.restore();
-                self.save_state()?;
+                put_back(&mut self.log, &saved);
+                self.save_state(None)?;
                 Err(e)
             }
         }
@@ -253,11 +256,9 @@ impl Daemon {
         if let Some(m) = member {
             drop(m.sock);
             drop(m._ingress);
-            for e in m.saved.restore() {
-                self.log.note(Level::Warning, e);
-            }
+            put_back(&mut self.log, &m.saved);
         }
-        self.save_state()
+        self.save_state(None)
     }
 
     fn member(&self, name: &str) -> Option<&Member> {
@@ -569,9 +570,7 @@ impl Daemon {
         let _ = self.bond.handle(self.now(), Input::Command(Command::ReleaseAll));
         self.apply_actions();
         for m in self.members.drain(..) {
-            for e in m.saved.restore() {
-                self.log.note(Level::Warning, e);
-            }
+            put_back(&mut self.log, &m.saved);
         }
         self.state.remove();
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use std::path::Path;
 
-use rbond_core::{Delay, OptionName, Options};
+use rbond_core::{Delay, OptionName};
 
 use crate::config::bond::{BondConfig, bond_config, bonds};
 use crate::config::examples::GUIDE;
@@ -62,10 +62,7 @@ struct Expect {
 
 impl Expect {
     fn new(pairs: &[(String, String)]) -> anyhow::Result<Expect> {
-        let mut o = Options::default();
-        for (k, v) in pairs {
-            o.set(OptionName::parse(k)?, v).with_context(|| format!("option {k}={v}"))?;
-        }
+        let o = crate::daemon::engine_options(pairs)?;
         let num = |n: OptionName| o.sysfs(n).parse::<u64>().unwrap_or(0);
         Ok(Expect {
             miimon: u64::from(o.miimon()),

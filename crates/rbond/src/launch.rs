@@ -34,8 +34,7 @@ pub fn start(bin: &Path, run_dir: &Path, cfg: &BondConfig) -> anyhow::Result<()>
     // Refused options are reported where they were written, before anything is touched.
     let mut options = rbond_core::Options::default();
     for (k, v, place) in &cfg.options {
-        let name = rbond_core::OptionName::parse(k).map_err(|e| anyhow::anyhow!("{place}: {e}"))?;
-        options.set(name, v).map_err(|e| anyhow::anyhow!("{place}: {e}"))?;
+        options.apply(k, v).map_err(|e| anyhow::anyhow!("{place}: {e}"))?;
     }
     std::fs::create_dir_all(run_dir).with_context(|| run_dir.display().to_string())?;
     let stderr_path = run_dir.join(format!("{}.stderr", cfg.name));

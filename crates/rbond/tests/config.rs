@@ -94,7 +94,7 @@ fn both_monitors_leave_miimon_as_debian_does() {
     let text = "iface bond0 inet manual\n bond-slaves eth0\n bond-miimon 100\n bond-arp-interval 1000\n bond-arp-ip-target 10.0.0.9\n";
     let mut o = rbond_core::Options::default();
     for (k, v) in pairs(text) {
-        o.set(rbond_core::OptionName::parse(&k).unwrap(), &v).unwrap();
+        o.apply(&k, &v).unwrap();
     }
     assert_eq!((o.miimon(), o.arp_interval()), (100, 0));
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use rbond_core::{
-    Action, ArpFrame, ArpOp, Bond, Command, Error, Input, Instant, Ipv4Cidr, LinkInfo, Mac, OptionName, Options,
+    Action, ArpFrame, ArpOp, Bond, Command, Error, Input, Instant, Ipv4Cidr, LinkInfo, Mac, Options,
     SlaveSpec,
 };
 
@@ -26,7 +26,7 @@ pub fn mac_of(name: &str) -> Mac {
 pub fn options(pairs: &[(&str, &str)]) -> Options {
     let mut o = Options::default();
     for (k, v) in pairs {
-        o.set(OptionName::parse(k).unwrap(), v).unwrap_or_else(|e| panic!("{k}={v}: {e}"));
+        o.apply(k, v).unwrap_or_else(|e| panic!("{k}={v}: {e}"));
     }
     o
 }

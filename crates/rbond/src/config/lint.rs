@@ -93,9 +93,8 @@ fn option_names(i: &Iface, out: &mut Vec<Diagnostic>) {
 fn engine_options(cfg: &BondConfig, out: &mut Vec<Diagnostic>) -> Options {
     let mut o = Options::default();
     for (k, v, place) in &cfg.options {
-        let result = OptionName::parse(k).map_err(|e| e.to_string()).and_then(|n| o.set(n, v).map_err(|e| e.to_string()));
-        if let Err(e) = result {
-            out.push(error(place, e));
+        if let Err(e) = o.apply(k, v) {
+            out.push(error(place, e.to_string()));
         }
     }
     o
