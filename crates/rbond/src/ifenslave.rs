@@ -137,11 +137,6 @@ fn show_all(run_dir: &Path, out: &mut dyn Write) -> u8 {
     0
 }
 
-fn slaves_of(run_dir: &Path, master: &str) -> Vec<String> {
-    let r = launch::ask(run_dir, master, &Request::Get { option: "slaves".into() });
-    r.map(|v| v["value"].as_str().unwrap_or_default().split_whitespace().map(str::to_string).collect()).unwrap_or_default()
-}
-
 fn act(a: &Args, run_dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let master = a.names[0].as_str();
     if netdev::index(master).is_err() {
@@ -190,7 +185,7 @@ fn one_slave(a: &Args, run_dir: &Path, master: &str, slave: &str, err: &mut dyn 
         let _ = writeln!(err, "Slave '{slave}': Error: {what} failed: {text}. {tail}");
         return Some(u8::try_from(errno).unwrap_or(1));
     }
-    let enslaved = slaves_of(run_dir, master).iter().any(|s| s == slave);
+    let enslaved = launch::slaves(run_dir, master).unwrap_or_default().iter().any(|s| s == slave);
     let (request, failed, verbose) = match a.verb {
         Verb::Enslave if enslaved => {
             let _ = writeln!(err, "Illegal operation: The specified slave interface '{slave}' is already a slave");

@@ -36,9 +36,8 @@ pub fn stanza_from_env(vars: impl Iterator<Item = (String, String)>) -> Option<I
 /// enslaved now becomes the primary (nothing changes if none is).
 fn apply_primary(run_dir: &Path, bond: &str, list: Option<&str>) -> anyhow::Result<()> {
     let Some(list) = list else { return Ok(()) };
-    let slaves = launch::ask(run_dir, bond, &Request::Get { option: "slaves".into() })?;
-    let enslaved: Vec<&str> = slaves["value"].as_str().unwrap_or_default().split_whitespace().collect();
-    if let Some(p) = list.split_whitespace().find(|p| enslaved.contains(p)) {
+    let enslaved = launch::slaves(run_dir, bond)?;
+    if let Some(p) = list.split_whitespace().find(|p| enslaved.iter().any(|s| s == p)) {
         launch::ask(run_dir, bond, &Request::Set { option: "primary".into(), value: p.to_string() })?;
     }
     Ok(())
@@ -79,8 +78,7 @@ pub fn run_hook(bin: &Path, run_dir: &Path, phase: &str, stanza: Iface) -> anyho
                 launch::start(bin, run_dir, &cfg)?;
                 netdev::ctx(netdev::set_up(&bond, true), "set up", &bond)?;
             }
-            let slaves = launch::ask(run_dir, &bond, &Request::Get { option: "slaves".into() })?;
-            if !slaves["value"].as_str().unwrap_or_default().split_whitespace().any(|s| s == name) {
+            if !launch::slaves(run_dir, &bond)?.contains(&name) {
                 launch::ask(run_dir, &bond, &Request::Enslave { slave: name })?;
             }
             apply_primary(run_dir, &bond, primary.as_deref())

@@ -76,6 +76,12 @@ fn holds_slaves(run_dir: &Path, cfg: &BondConfig) -> bool {
     cfg.slaves.iter().all(|s| have.contains(&s.as_str()))
 }
 
+/// The bond's slaves, in enslave order.
+pub fn slaves(run_dir: &Path, bond: &str) -> anyhow::Result<Vec<String>> {
+    let v = ask(run_dir, bond, &Request::Get { option: "slaves".into() })?;
+    Ok(v["value"].as_str().unwrap_or_default().split_whitespace().map(str::to_string).collect())
+}
+
 /// Sends one request to a running daemon, failing with its error line.
 pub fn ask(run_dir: &Path, bond: &str, req: &Request) -> anyhow::Result<serde_json::Value> {
     let reply = control::call(&control::socket_path(run_dir, bond), req)?;
