@@ -49,6 +49,6 @@ pub use options::{
     ArpAllTargets, ArpValidate, Choice, Delay, FailOverMac, MAX_ARP_TARGETS, Mode, OptionError, OptionName,
     Options, PrimaryReselect,
 };
-pub use report::{Report, SlaveReport, VERSION, mode_sysfs};
+pub use report::{Report, SlaveReport, VERSION};
 pub use slave::{Duplex, LinkInfo, LinkState, SlaveSpec};
 pub use time::Instant;

@@ -165,8 +165,3 @@ impl Report {
         }
     }
 }
-
-/// The `mode` file's value, for callers that only need the constant.
-pub fn mode_sysfs() -> String {
-    crate::options::Mode::ActiveBackup.sysfs()
-}

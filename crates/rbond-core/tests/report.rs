@@ -3,7 +3,7 @@
 mod common;
 
 use common::{PEER_IP, Sim};
-use rbond_core::{Duplex, LinkInfo, SlaveSpec, mode_sysfs};
+use rbond_core::{Duplex, LinkInfo, SlaveSpec};
 
 #[test]
 fn proc_text_with_arp_monitor_and_fail_over_mac() {
@@ -78,7 +78,7 @@ fn per_slave_files() {
     assert_eq!(sim.bond.report().slave_sysfs("eth1", "bogus"), None);
     assert_eq!(sim.bond.report().slave_sysfs("eth7", "state"), None);
     assert_eq!(sim.bond.report().sysfs("bogus"), None);
-    assert_eq!(mode_sysfs(), "active-backup 1");
+    assert_eq!(sim.sysfs("mode"), "active-backup 1");
 }
 
 #[test]
