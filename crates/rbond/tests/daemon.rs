@@ -109,6 +109,9 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
     start(&mut net, &["miimon=100"]);
     ip(&["-n", &net.host(), "addr", "add", "2001:db8:77::1/64", "dev", "bond0", "nodad"]);
     let bond_mac: rbond_core::Mac = mac_of(&net, "bond0").parse().unwrap();
+    // The first activation announces itself too (on the next tick, once bond0 has carrier):
+    // only what arrives from the cut on is the failover's.
+    let epoch = Instant::now();
     let listener = net.in_ns(&net.peer(), move || {
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32) };
         assert!(fd >= 0);
@@ -120,23 +123,27 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
         while start.elapsed() < Duration::from_secs(2) {
             let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
             let f = &buf[..n.max(0) as usize];
+            let at = epoch.elapsed();
             let arp = rbond::frames::parse_arp(f, false);
-            garps.extend(arp.filter(|a| a.sender_ip == BOND_IP && a.target_ip == BOND_IP));
+            garps.extend(arp.filter(|a| a.sender_ip == BOND_IP && a.target_ip == BOND_IP).map(|a| (at, a)));
             // Ethernet IPv6, ICMPv6 type 136 (neighbour advertisement)
             if f.len() >= 86 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == 136 {
                 let target: [u8; 16] = f[62..78].try_into().unwrap();
-                nas.push((f[6..12].to_vec(), f[58] & 0x20 != 0, std::net::Ipv6Addr::from(target)));
+                nas.push((at, (f[6..12].to_vec(), f[58] & 0x20 != 0, std::net::Ipv6Addr::from(target))));
             }
         }
         unsafe { libc::close(fd) };
         (garps, nas)
     });
     std::thread::sleep(Duration::from_millis(300));
+    let cut = epoch.elapsed();
     net.cable_of("eth0", false).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let fdb = std::process::Command::new("bridge").args(["-n", &net.core(), "fdb", "show", "br", "br0"]).output().unwrap();
     let fdb = String::from_utf8_lossy(&fdb.stdout).to_string();
     let (garps, nas) = listener.join().unwrap().unwrap();
+    let garps: Vec<_> = garps.into_iter().filter(|(at, _)| *at >= cut).map(|(_, a)| a).collect();
+    let nas: Vec<_> = nas.into_iter().filter(|(at, _)| *at >= cut).map(|(_, n)| n).collect();
     assert_eq!(garps.len(), 1, "one gratuitous ARP (num_grat_arp 1): {garps:?}");
     assert_eq!(garps[0].op, rbond_core::ArpOp::Request);
     assert_eq!(garps[0].sender_mac, bond_mac);
