@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::address::Ipv4Cidr;
 use crate::event::Event;
@@ -101,7 +101,7 @@ pub enum Error {
 }
 
 /// Where the bond MAC came from, which decides whether the next first slave replaces it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum MacOrigin {
     /// Not chosen by anyone yet: the first slave's MAC replaces it.
     Unset,
@@ -119,7 +119,11 @@ pub(crate) enum Monitor {
 }
 
 /// One active-backup bond. See the crate documentation for how to drive it.
-#[derive(Debug, Clone)]
+///
+/// It serializes whole (with its pending actions drained): a daemon that re-executes itself
+/// hands the bond to its successor, which carries on with the same delays, counts and active
+/// slave as long as its clock continues from the same origin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bond {
     pub(crate) name: String,
     pub(crate) opts: Options,
@@ -135,6 +139,8 @@ pub struct Bond {
     pub(crate) mac: Option<Mac>,
     pub(crate) mac_origin: MacOrigin,
     pub(crate) addrs: Vec<Ipv4Cidr>,
+    /// Drained by the caller before it saves a bond, so never carried across.
+    #[serde(skip)]
     pub(crate) actions: VecDeque<Action>,
 }
 

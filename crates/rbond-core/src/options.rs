@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 
@@ -65,7 +65,7 @@ pub trait Choice: Copy + PartialEq + 'static {
 
 macro_rules! choice {
     ($ty:ident, $option:literal, default $def:ident, { $($variant:ident = $name:literal $num:literal),+ $(,)? }) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $ty { $($variant),+ }
         impl Choice for $ty {
@@ -228,7 +228,7 @@ impl OptionName {
 }
 
 /// The option values of one bond. Delays are kept in miimon ticks, as the kernel keeps them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
     pub(crate) miimon: u32,
     pub(crate) updelay: u32,

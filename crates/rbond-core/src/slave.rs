@@ -2,13 +2,13 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::mac::Mac;
 use crate::time::Instant;
 
 /// The monitor's view of a slave's link (the kernel's `BOND_LINK_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {
     Up,
@@ -31,7 +31,7 @@ impl LinkState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Duplex {
     Half,
@@ -39,7 +39,7 @@ pub enum Duplex {
 }
 
 /// What the device itself reports: carrier, and speed and duplex where the driver knows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LinkInfo {
     pub carrier: bool,
     pub speed: Option<u32>,
@@ -63,7 +63,7 @@ pub struct SlaveSpec {
     pub link: LinkInfo,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Slave {
     pub(crate) name: String,
     /// The MAC it had when enslaved; what release puts back.

@@ -2,10 +2,10 @@
 
 use core::ops::{Add, Sub};
 use core::time::Duration;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A point on the caller's monotonic clock, measured from an origin the caller chooses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Instant(Duration);
 
 impl Instant {

@@ -208,6 +208,40 @@ fn run(initial: &[(usize, usize)], ops: &[Op]) {
     }
 }
 
+/// Everything the bond does for one op: its actions, in order.
+fn step(bond: &mut Bond, now: &mut Instant, op: &Op) -> Vec<Action> {
+    match input(op) {
+        Some(i) => drop(bond.handle(*now, i)),
+        None => {
+            let Op::Advance(ms) = op else { unreachable!() };
+            let end = *now + core::time::Duration::from_millis(*ms);
+            while let Some(t) = bond.poll_timeout().filter(|t| *t <= end) {
+                bond.handle_timeout(t);
+            }
+            *now = end;
+        }
+    }
+    std::iter::from_fn(|| bond.poll_action()).collect()
+}
+
+/// A bond carried through serde after every op (a daemon handing over to its successor)
+/// acts exactly as one that never left memory.
+fn handover(initial: &[(usize, usize)], ops: &[Op]) {
+    let mut stayed = build(initial);
+    let mut moved = build(initial);
+    // The creation lines are applied before any handover can happen.
+    while stayed.poll_action().is_some() | moved.poll_action().is_some() {}
+    let (mut t1, mut t2) = (Instant::ZERO, Instant::ZERO);
+    for op in ops {
+        let a = step(&mut stayed, &mut t1, op);
+        moved = serde_json::from_str(&serde_json::to_string(&moved).unwrap()).unwrap();
+        let b = step(&mut moved, &mut t2, op);
+        assert_eq!(a, b, "after {op:?}");
+        assert_eq!(stayed.report().proc_text(), moved.report().proc_text());
+        assert_eq!(stayed.poll_timeout(), moved.poll_timeout());
+    }
+}
+
 proptest! {
     // 512 cases by default; PROPTEST_CASES asks for a deeper search.
     #![proptest_config(ProptestConfig {
@@ -218,6 +252,11 @@ proptest! {
     #[test]
     fn invariants_hold_on_any_sequence(initial in initial_options(), ops in prop::collection::vec(op(), 1..80)) {
         run(&initial, &ops);
+    }
+
+    #[test]
+    fn a_handed_over_bond_acts_the_same(initial in initial_options(), ops in prop::collection::vec(op(), 1..80)) {
+        handover(&initial, &ops);
     }
 }
 

@@ -24,6 +24,8 @@ pub enum Request {
     Release { slave: String },
     SetActive { slave: String },
     Events { follow: bool },
+    /// Re-execute the daemon's binary in place, handing it the running bond.
+    Restart,
     Down,
 }
 
@@ -61,6 +63,18 @@ impl ControlServer {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         Ok(ControlServer { listener, path, clients: Vec::new() })
+    }
+
+    /// The listening socket a predecessor handed over; clients queued on it meanwhile are served.
+    pub fn from_fd(fd: std::os::fd::OwnedFd, path: PathBuf) -> anyhow::Result<ControlServer> {
+        let listener = UnixListener::from(fd);
+        listener.set_nonblocking(true)?;
+        Ok(ControlServer { listener, path, clients: Vec::new() })
+    }
+
+    pub fn listener_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.listener.as_raw_fd()
     }
 
     /// The descriptors to poll: the listener first, then each client (for reading, and for

@@ -21,6 +21,8 @@ use crate::tap::{Tap, VNET_HDR_LEN};
 use crate::kernel_datapath::KernelDatapath;
 use crate::tcx;
 
+mod handover;
+
 /// Frames moved per descriptor per wake-up, so one busy link cannot starve the rest.
 const BATCH: usize = 64;
 
@@ -50,7 +52,7 @@ struct Member {
     name: String,
     ifindex: u32,
     sock: PacketSocket,
-    _ingress: tcx::Link,
+    ingress: tcx::Link,
     saved: SavedSlave,
     mac: Mac,
     carrier: bool,
@@ -76,7 +78,18 @@ pub struct Daemon {
     epoch: std::time::Instant,
     next_link_poll: rbond_core::Instant,
     stop: Option<String>,
+    /// Asked to re-execute in place (see `handover`).
+    restart: bool,
+    /// How many times this bond was carried on in place, and why the last attempt failed.
+    generation: u32,
+    restart_error: Option<String>,
+    run_dir: PathBuf,
     buf: Vec<u8>,
+}
+
+/// Room for one frame: a 64 KiB GSO frame, its vnet header, and slack.
+fn frame_buffer() -> Vec<u8> {
+    vec![0; 65536 + VNET_HDR_LEN + 4096]
 }
 
 /// Builds the engine's options in the order given, failing on the first bad one.
@@ -108,8 +121,12 @@ pub fn recover(run_dir: &std::path::Path, bond: &str, log: &mut Logger) {
 }
 
 impl Daemon {
+    /// Starts the bond, or carries on the one a predecessor handed over (`rbond restart`).
     pub fn start(cfg: Config) -> anyhow::Result<Daemon> {
         std::fs::create_dir_all(&cfg.run_dir).with_context(|| cfg.run_dir.display().to_string())?;
+        if let Some(path) = handover::pending() {
+            return Daemon::adopt(&cfg, &path);
+        }
         let mut log = Logger::new(&cfg.bond, cfg.foreground, &cfg.syslog);
         recover(&cfg.run_dir, &cfg.bond, &mut log);
         let bond = Bond::new(&cfg.bond, engine_options(&cfg.options)?)?;
@@ -135,7 +152,11 @@ impl Daemon {
             epoch: std::time::Instant::now(),
             next_link_poll: rbond_core::Instant::ZERO,
             stop: None,
-            buf: vec![0; 65536 + VNET_HDR_LEN + 4096],
+            restart: false,
+            generation: 0,
+            restart_error: None,
+            run_dir: cfg.run_dir.clone(),
+            buf: frame_buffer(),
         };
         // The engine's creation lines (the kernel's module-load messages) come first.
         d.apply_actions();
@@ -237,7 +258,7 @@ impl Daemon {
             name: name.to_string(),
             ifindex: saved.ifindex,
             sock,
-            _ingress: ingress,
+            ingress,
             saved: saved.clone(),
             mac,
             carrier: false,
@@ -255,7 +276,7 @@ impl Daemon {
         self.apply_actions();
         if let Some(m) = member {
             drop(m.sock);
-            drop(m._ingress);
+            drop(m.ingress);
             put_back(&mut self.log, &m.saved);
         }
         self.save_state(None)
@@ -345,6 +366,12 @@ impl Daemon {
     pub fn run(mut self) -> anyhow::Result<()> {
         while self.stop.is_none() {
             self.turn();
+            if std::mem::take(&mut self.restart) {
+                let e = format!("{:#}", self.restart_in_place());
+                self.log.note(Level::Warning, format!("{}: restart failed, carrying on: {e}", self.name));
+                self.restart_error = Some(e);
+                self.apply_actions();
+            }
         }
         self.shutdown();
         Ok(())
@@ -529,7 +556,8 @@ impl Daemon {
         let r: anyhow::Result<Value> = match req {
             Request::Status => {
                 let report = self.bond.report();
-                Ok(json!({ "text": report.proc_text(), "report": report }))
+                let (generation, restart_error) = (self.generation, &self.restart_error);
+                Ok(json!({ "text": report.proc_text(), "report": report, "generation": generation, "restart_error": restart_error }))
             }
             Request::Get { option } => match self.bond.report().sysfs(&option) {
                 Some(v) => Ok(json!({ "value": v })),
@@ -549,6 +577,10 @@ impl Daemon {
                     return control::ok(v);
                 }
                 Ok(v)
+            }
+            Request::Restart => {
+                self.restart = true;
+                Ok(json!({ "pid": std::process::id(), "generation": self.generation }))
             }
             Request::Down => {
                 self.stop = Some(format!("{}: stopping on request", self.name));

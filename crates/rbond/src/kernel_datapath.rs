@@ -4,7 +4,7 @@
 //! slave's (0 for none). A failover is one map write.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::tcx::{self, ArrayMap, BPF_TCX_EGRESS, BPF_TCX_INGRESS, Link, insn};
 
@@ -64,7 +64,7 @@ fn bond_out(map: &ArrayMap) -> Vec<u64> {
 pub struct KernelDatapath {
     map: ArrayMap,
     slave_prog: OwnedFd,
-    _bond_out: Link,
+    bond_out: Link,
 }
 
 impl KernelDatapath {
@@ -76,12 +76,22 @@ impl KernelDatapath {
         let slave_prog = tcx::load(&slave_in(&map))?;
         let out = tcx::load(&bond_out(&map))?;
         let link = tcx::attach(&out, bond_ifindex, BPF_TCX_EGRESS)?;
-        Ok(KernelDatapath { map, slave_prog, _bond_out: link })
+        Ok(KernelDatapath { map, slave_prog, bond_out: link })
     }
 
     /// Puts `slave_in` on a slave's ingress; dropping the link takes it off.
     pub fn attach_slave(&self, ifindex: u32) -> io::Result<Link> {
         tcx::attach(&self.slave_prog, ifindex, BPF_TCX_INGRESS)
+    }
+
+    /// The map, the slave program and bond0's egress link, in that order: what a successor
+    /// needs to keep forwarding untouched.
+    pub fn raw_fds(&self) -> [i32; 3] {
+        [self.map.raw_fd(), self.slave_prog.as_raw_fd(), self.bond_out.raw_fd()]
+    }
+
+    pub fn from_fds([map, slave_prog, bond_out]: [OwnedFd; 3]) -> KernelDatapath {
+        KernelDatapath { map: ArrayMap::from_fd(map), slave_prog, bond_out: Link::from_fd(bond_out) }
     }
 
     pub fn set_active(&self, ifindex: Option<u32>) -> io::Result<()> {

@@ -229,6 +229,11 @@ impl Lab {
         self.daemon.as_ref().map(Child::id)
     }
 
+    /// Whether the daemon started by `start_bond` is still running.
+    pub fn daemon_alive(&mut self) -> bool {
+        self.daemon.as_mut().is_some_and(|d| matches!(d.try_wait(), Ok(None)))
+    }
+
     /// Waits for the daemon to exit and returns its exit status.
     pub fn wait_daemon(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         Ok(self.daemon.take().context("no daemon running")?.wait()?)

@@ -91,6 +91,21 @@ pub fn ask(run_dir: &Path, bond: &str, req: &Request) -> anyhow::Result<serde_js
     Ok(reply)
 }
 
+/// Asks the daemon to re-execute its binary in place and checks that the successor carries
+/// on. The status request is served after the attempt, by whichever process then holds the
+/// socket: the successor (one generation on), the daemon itself (the exec failed), or nobody
+/// (the successor could not carry on and restored the slaves).
+pub fn restart(run_dir: &Path, bond: &str) -> anyhow::Result<()> {
+    let before = ask(run_dir, bond, &Request::Restart)?["generation"].as_u64();
+    let status = ask(run_dir, bond, &Request::Status)
+        .with_context(|| format!("{bond}: the restarted daemon could not carry on; its slaves were restored (see the system log)"))?;
+    if status["generation"].as_u64() != before.map(|g| g + 1) {
+        let why = status["restart_error"].as_str().unwrap_or("unknown error");
+        bail!("{bond}: restart failed, the daemon carries on as it was: {why}");
+    }
+    Ok(())
+}
+
 /// Asks the daemon to stop and waits until it has restored its slaves and gone.
 pub fn stop(run_dir: &Path, bond: &str) -> anyhow::Result<()> {
     ask(run_dir, bond, &Request::Down)?;

@@ -7,17 +7,18 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rbond_core::{Event, Level};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const RING: usize = 2000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogLine {
     /// Wall-clock time, milliseconds since the Unix epoch.
     pub time_ms: u64,
     pub level: Level,
     pub text: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Not carried across a restart in place: the text is.
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub event: Option<Event>,
 }
 
@@ -78,6 +79,11 @@ impl Logger {
         }
         self.ring.push_back(line.clone());
         self.pending.push(line);
+    }
+
+    /// Starts the ring with a predecessor's lines (already logged, so not written again).
+    pub fn carry_on(&mut self, lines: Vec<LogLine>) {
+        self.ring = lines.into_iter().rev().take(RING).rev().collect();
     }
 
     pub fn history(&self) -> impl Iterator<Item = &LogLine> {

@@ -69,6 +69,10 @@ enum Cmd {
     },
     /// Stop the daemon: slaves get back their MAC, MTU and state, and the bond disappears.
     Down { bond: String },
+    /// Re-execute the daemon's binary (e.g. after an upgrade) without stopping the bond: the
+    /// successor takes over bond0, the slaves and the engine's state, and the kernel datapath
+    /// forwards throughout.
+    Restart { bond: String },
     /// Run as an ifupdown hook (from if-pre-up.d and if-post-down.d), reading ifupdown's
     /// environment.
     Hook,
@@ -186,6 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             rbond::launch::start(&self_exe(), dir, &cfg)?;
         }
         Cmd::Down { bond } => rbond::launch::stop(dir, &bond)?,
+        Cmd::Restart { bond } => rbond::launch::restart(dir, &bond)?,
         Cmd::Hook => {
             let phase = std::env::var("PHASE").unwrap_or_default();
             if let Some(stanza) = rbond::ifupdown::stanza_from_env(std::env::vars()) {

@@ -57,6 +57,10 @@ impl PacketSocket {
         Ok(PacketSocket { fd, ifindex })
     }
 
+    pub fn from_fd(fd: OwnedFd, ifindex: u32) -> PacketSocket {
+        PacketSocket { fd, ifindex }
+    }
+
     /// Receive all multicast: only the active slave does, as bond0's joined groups must reach
     /// the host through it.
     pub fn set_allmulti(&self, on: bool) -> io::Result<()> {

@@ -59,6 +59,11 @@ impl Tap {
         Ok(tap)
     }
 
+    /// The device a predecessor created, through the descriptor it handed over.
+    pub fn from_fd(fd: OwnedFd, name: &str) -> Tap {
+        Tap { fd, name: name.to_string() }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

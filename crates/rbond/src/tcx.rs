@@ -1,6 +1,6 @@
 //! tcx BPF programs on interfaces, loaded and attached with raw bpf(2) calls: no compiler,
 //! no loader library. Every attachment is owned by a descriptor, so a daemon that dies leaves
-//! nothing behind.
+//! nothing behind (and one that re-executes itself keeps them by keeping the descriptors).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -49,14 +49,24 @@ pub fn load(insns: &[u64]) -> io::Result<OwnedFd> {
 
 /// A program attached to an interface's tcx hook; dropping it detaches the program.
 pub struct Link {
-    _fd: OwnedFd,
+    fd: OwnedFd,
+}
+
+impl Link {
+    pub fn from_fd(fd: OwnedFd) -> Link {
+        Link { fd }
+    }
+
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
 }
 
 pub fn attach(prog: &OwnedFd, ifindex: u32, attach_type: u32) -> io::Result<Link> {
     let mut attr = [0u64; 16];
     attr[0] = prog.as_raw_fd() as u64 | (u64::from(ifindex) << 32);
     attr[1] = u64::from(attach_type);
-    Ok(Link { _fd: bpf_fd(BPF_LINK_CREATE, &mut attr)? })
+    Ok(Link { fd: bpf_fd(BPF_LINK_CREATE, &mut attr)? })
 }
 
 /// A small array of u32 values shared with programs.
@@ -70,6 +80,10 @@ impl ArrayMap {
         attr[0] = u64::from(BPF_MAP_TYPE_ARRAY) | (4u64 << 32);
         attr[1] = 4 | (u64::from(entries) << 32);
         Ok(ArrayMap { fd: bpf_fd(BPF_MAP_CREATE, &mut attr)? })
+    }
+
+    pub fn from_fd(fd: OwnedFd) -> ArrayMap {
+        ArrayMap { fd }
     }
 
     pub fn set(&self, key: u32, value: u32) -> io::Result<()> {

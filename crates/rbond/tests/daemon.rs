@@ -485,3 +485,99 @@ fn all_slaves_active_chooses_the_userspace_datapath() {
     };
     assert!(lines.iter().any(|l| l == want), "{lines:#?}");
 }
+
+/// `rbond restart` re-executes the daemon in place: the same PID carries on with the same
+/// active slave (even one a fresh start would not choose), failure counts and log history,
+/// and on the kernel datapath not one probe packet is lost at 10,000 a second.
+#[test]
+fn restart_in_place_keeps_the_bond_and_its_traffic() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    let before = prepared(&net);
+    start(&mut net, GUIDE);
+    settled(&net);
+    net.cable_of("eth1", false).unwrap();
+    wait(&net, "eth1 down", |l| l.request(&Request::Status).unwrap()["text"].as_str().unwrap().contains("Link Failure Count: 1"));
+    net.cable_of("eth1", true).unwrap();
+    settled(&net);
+    let changed = rbond(&net).args(["set-active", "bond0", "eth1"]).status().unwrap();
+    assert!(changed.success());
+    let report = |n: &Lab| n.request(&Request::Status).unwrap()["text"].as_str().unwrap().to_string();
+    let text = report(&net);
+    assert!(text.contains("Currently Active Slave: eth1"), "{text}");
+    let pid = net.daemon_pid().unwrap();
+    let mut out = None;
+    let p = probe(&net, 10_000, Duration::from_millis(2500), Duration::from_millis(800), || {
+        out = Some(rbond(&net).args(["restart", "bond0"]).output().unwrap());
+    });
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("10k pps across a restart in place: {p:?}");
+    assert_eq!(p.duplicated, 0, "{p:?}");
+    match std::env::var("RBOND_DATAPATH").as_deref() {
+        // Frames wait in the TAP and socket queues while the binary is replaced.
+        Ok("userspace") => assert!(p.lost <= 10, "{p:?}"),
+        _ => assert_eq!(p.lost, 0, "{p:?}"),
+    }
+    assert_eq!(report(&net), text, "the report carries on unchanged");
+    assert_eq!(net.request(&Request::Status).unwrap()["generation"], 1);
+    let lines = net.log_lines().unwrap();
+    let restarted = lines.iter().position(|l| l.starts_with(&format!("bond0: restarted in place (PID {pid})")));
+    let earlier = lines.iter().position(|l| l == "bond0: making interface eth1 the new active one.");
+    assert!(matches!((earlier, restarted), (Some(a), Some(b)) if a < b), "history kept: {lines:?}");
+    assert!(net.daemon_alive(), "the same process carries on");
+    net.request(&Request::Down).unwrap();
+    assert!(net.wait_daemon().unwrap().success());
+    slaves_as_before(&net, &before);
+}
+
+/// A successor that cannot read what it was handed puts the slaves back, as after a crash.
+#[test]
+fn a_successor_that_cannot_carry_on_restores_the_slaves() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    let before = prepared(&net);
+    start(&mut net, GUIDE);
+    unsafe { libc::kill(net.daemon_pid().unwrap() as i32, libc::SIGKILL) };
+    net.wait_daemon().unwrap();
+    let garbage = net.run_dir.join("bond0.handover");
+    std::fs::write(&garbage, "{not json").unwrap();
+    let out = rbond(&net)
+        .args(["daemon", "--bond", "bond0", "--slaves", "eth0,eth1", "--foreground"])
+        .env("RBOND_HANDOVER", &garbage)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("bond0: cannot carry on after restart (unreadable handover"), "{err}");
+    assert!(err.contains("bond0: restoring eth1 left by a previous daemon"), "{err}");
+    assert!(!garbage.exists(), "the handover file is consumed");
+    for (name, b) in ["eth0", "eth1"].iter().zip(&before) {
+        assert_eq!(&(net.link(name).unwrap(), net.addrs(name)), b, "{name} restored");
+    }
+}
+
+/// The restart runs whatever binary is installed at the daemon's path now (an upgrade). If
+/// there is none, the daemon says why and carries on as it was.
+#[test]
+fn restart_runs_the_installed_binary_or_carries_on() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    let installed = net.run_dir.join("rbond-installed");
+    std::fs::copy(netns::bin(), &installed).unwrap();
+    net.start_bond(&installed, &["eth0", "eth1"], &["miimon=100".to_string()]).unwrap();
+    settled(&net);
+    let pid = net.daemon_pid().unwrap();
+    std::fs::remove_file(&installed).unwrap();
+    let out = net.rbond(netns::bin()).args(["restart", "bond0"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("bond0: restart failed, the daemon carries on as it was: exec") && err.contains("No such file"), "{err}");
+    assert_eq!(get(&net, "active_slave"), "eth0");
+    std::fs::copy(netns::bin(), &installed).unwrap();
+    let out = net.rbond(netns::bin()).args(["restart", "bond0"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(), installed, "runs the new file");
+    settled(&net);
+    assert_eq!(get(&net, "active_slave"), "eth0");
+}
