@@ -64,10 +64,6 @@ impl Tap {
         Tap { fd, name: name.to_string() }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn set_carrier(&self, on: bool) -> anyhow::Result<()> {
         let v: libc::c_int = on.into();
         netdev::ctx(check(unsafe { libc::ioctl(self.fd.as_raw_fd(), TUNSETCARRIER, &v) }), "set carrier", &self.name)
