@@ -38,7 +38,7 @@ impl Contender {
             Contender::Bare => "bare veth (no bond)",
             Contender::Kernel => "rbond, kernel datapath",
             Contender::Userspace => "rbond, userspace datapath",
-            Contender::Ovs => "Open vSwitch 3 userspace bond (carrier detect)",
+            Contender::Ovs => "Open vSwitch userspace bond (netdev, carrier detect; peer tx offload off)",
         }
     }
 }
@@ -153,7 +153,13 @@ fn bring_up(lab: &mut Lab, path: Contender, opts: &[&str]) -> anyhow::Result<Bon
             ip(&["-n", &h, "link", "set", "eth0", "up"])?;
             return Ok(Bond::Bare);
         }
-        Contender::Ovs => return Ok(Bond::Ovs(Ovs::start(lab, opts)?)),
+        Contender::Ovs => {
+            // Its netdev datapath reads frames without their checksum state: a peer that
+            // leaves checksums to offload sends it frames it cannot deliver (UDP is dropped,
+            // TCP stalls), so the peer computes them itself, as OVS users are told to do.
+            run("ip", &["netns", "exec", &lab.peer(), "ethtool", "-K", "eth0", "tx", "off"])?;
+            return Ok(Bond::Ovs(Ovs::start(lab, opts)?));
+        }
         Contender::Kernel | Contender::Userspace => {}
     }
     let dp = if path == Contender::Kernel { "kernel" } else { "userspace" };

@@ -541,12 +541,17 @@ impl Daemon {
         let _ = self.bond.handle(self.now(), Input::Addresses(v4));
     }
 
+    /// A reply describes the bond as it is on the wire: whatever the engine decided before
+    /// or because of a request is carried out first. (Answering first let a client see an
+    /// active slave before the datapath used it, and its first ARP request was dropped.)
     fn serve_control(&mut self) {
+        self.apply_actions();
         for (id, req) in self.control.service() {
             let reply = match req {
                 Ok(r) => self.request(id, r),
                 Err(e) => control::error(e),
             };
+            self.apply_actions();
             self.control.reply(id, &reply);
         }
     }

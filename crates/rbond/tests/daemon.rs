@@ -469,9 +469,7 @@ fn events_follow_prints_lines_as_they_happen() {
 }
 
 /// `all_slaves_active 1` keeps the userspace datapath (the kernel one drops backups' frames)
-/// and says so in the log. (Traffic under this option is not asserted here: one full CI run
-/// in about eight lost every packet for the first 500 ms after start, an open defect noted
-/// on the fault-tolerance issue.)
+/// and says so in the log; traffic flows from the first packet.
 #[test]
 fn all_slaves_active_chooses_the_userspace_datapath() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
@@ -484,6 +482,8 @@ fn all_slaves_active_chooses_the_userspace_datapath() {
         _ => "bond0: datapath: userspace (TAP and packet sockets; all_slaves_active needs the userspace datapath)",
     };
     assert!(lines.iter().any(|l| l == want), "{lines:#?}");
+    let p = probe(&net, 200, Duration::from_millis(500), Duration::ZERO, || {});
+    assert!(p.lost <= 1, "{p:?}");
 }
 
 /// `rbond restart` re-executes the daemon in place: the same PID carries on with the same
