@@ -225,14 +225,6 @@ fn pulls(lab: &Lab, bond: &Bond, n: usize) -> anyhow::Result<Vec<(Duration, u32)
     Ok(cuts.iter().map(|c| rec.window(*c, *c + settle)).map(|w| (w.outage, w.lost)).collect())
 }
 
-fn summary(v: &[(Duration, u32)]) -> String {
-    let mut ms: Vec<f64> = v.iter().map(|(d, _)| d.as_secs_f64() * 1000.0).collect();
-    let mut lost: Vec<u32> = v.iter().map(|(_, l)| *l).collect();
-    ms.sort_by(f64::total_cmp);
-    lost.sort();
-    format!("{:.1} / {:.1} ms ({} / {} pkts)", ms[ms.len() / 2], ms[ms.len() - 1], lost[lost.len() / 2], lost[lost.len() - 1])
-}
-
 /// An iperf3 server on the peer for as long as this lives.
 struct IperfServer(Child);
 
@@ -296,13 +288,25 @@ fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// One contender's row of each table.
-struct Rows {
-    throughput: Vec<String>,
-    latency: Vec<String>,
+/// Everything measured of one contender.
+#[derive(Default)]
+struct Figures {
+    /// Gbit/s: one stream out, in; four streams out, in.
+    gbps: Option<[f64; 4]>,
+    /// CPU seconds per GB, CPU % at rest, RSS in MB, of the forwarding daemon.
+    daemon: Option<(f64, f64, f64)>,
+    failure: Option<String>,
+    /// Ping RTT median and p99, ms.
+    rtt: Option<(f64, f64)>,
+    pulls: Vec<(Duration, u32)>,
+    guide_pulls: Vec<(Duration, u32)>,
+    /// Probe datagrams lost and sent across `rbond restart`.
+    restart: Option<(u32, u32)>,
+    /// Where the CPU went while one TCP stream crossed it (perf, when installed).
+    profile: Option<String>,
 }
 
-fn throughput(lab: &Lab, pid: Option<u32>) -> anyhow::Result<Vec<String>> {
+fn throughput(lab: &Lab, pid: Option<u32>, f: &mut Figures) -> anyhow::Result<()> {
     let (secs, runs) = (env_num("SECS", 5), env_num("RUNS", 3));
     let _server = IperfServer::start(lab)?;
     let cpu0 = pid.map(cpu_secs);
@@ -316,35 +320,152 @@ fn throughput(lab: &Lab, pid: Option<u32>) -> anyhow::Result<Vec<String>> {
     }
     let (o4, b4) = iperf(lab, secs, &["-P", "4"])?;
     let (i4, c4) = iperf(lab, secs, &["-P", "4", "-R"])?;
-    let mut cells = vec![median(out), median(inn), o4, i4].iter().map(|g| format!("{g:.2}")).collect::<Vec<_>>();
-    let (Some(pid), Some(cpu0)) = (pid, cpu0) else {
-        cells.extend(["—", "—", "—"].map(String::from));
-        return Ok(cells);
-    };
-    let per_gb = (cpu_secs(pid) - cpu0) / ((bytes + b4 + c4) as f64 / 1e9);
-    let idle0 = cpu_secs(pid);
-    std::thread::sleep(Duration::from_secs(10));
-    let idle = (cpu_secs(pid) - idle0) / 10.0 * 100.0;
-    cells.extend([format!("{per_gb:.3}"), format!("{idle:.3} %"), format!("{:.1} MB", rss_mb(pid))]);
-    Ok(cells)
+    f.gbps = Some([median(out), median(inn), o4, i4]);
+    if let (Some(pid), Some(cpu0)) = (pid, cpu0) {
+        let per_gb = (cpu_secs(pid) - cpu0) / ((bytes + b4 + c4) as f64 / 1e9);
+        let idle0 = cpu_secs(pid);
+        std::thread::sleep(Duration::from_secs(10));
+        let idle = (cpu_secs(pid) - idle0) / 10.0 * 100.0;
+        f.daemon = Some((per_gb, idle, rss_mb(pid)));
+    }
+    Ok(())
 }
 
-fn measure(who: Contender, n: usize) -> anyhow::Result<Rows> {
+/// perf's view of the whole machine while one stream goes out: the CPU by command, and the
+/// busiest kernel and user functions of the daemon.
+fn profile(lab: &Lab) -> Option<String> {
+    Command::new("perf").arg("--version").output().ok()?;
+    let data = lab.run_dir.join("perf.data");
+    let _server = IperfServer::start(lab).ok()?;
+    let traffic = std::thread::scope(|s| {
+        let t = s.spawn(|| iperf(lab, 6, &[]));
+        std::thread::sleep(Duration::from_secs(1));
+        let rec = Command::new("perf").args(["record", "-a", "-g", "-F", "999", "-o"]).arg(&data).args(["--", "sleep", "4"]).output();
+        Some((t.join().ok()?.ok()?, rec.ok()?))
+    })?;
+    let report = |extra: &[&str]| -> String {
+        let out = Command::new("perf").args(["report", "--stdio", "--no-children", "-i"]).arg(&data).args(extra).output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        text.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).take(8).map(|l| format!("    {}\n", l.trim())).collect()
+    };
+    let (gbps, _) = traffic.0;
+    Some(format!(
+        "One stream out at {gbps:.2} Gbit/s. Share of all CPU samples by command (every CPU together is 100 %):\n\n{}\nThe daemon's busiest functions, as shares of all samples:\n\n{}",
+        report(&["--sort", "comm", "-g", "none"]),
+        report(&["--comm", "rbond", "--sort", "sym", "-g", "none"])
+    ))
+}
+
+/// Probe datagrams lost across `rbond restart`, at 10,000 a second.
+fn restart(lab: &Lab) -> anyhow::Result<(u32, u32)> {
+    let _echo = lab.echo()?;
+    let probe = lab.probe(10_000);
+    std::thread::sleep(Duration::from_secs(1));
+    let out = lab.rbond(bin()).args(["restart", "bond0"]).output()?;
+    if !out.status.success() {
+        bail!("rbond restart: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let w = probe.finish()?.whole();
+    Ok((w.lost, w.sent))
+}
+
+fn measure(who: Contender, n: usize, f: &mut Figures) -> anyhow::Result<()> {
     let mut lab = Lab::new("rbf", Wiring::OneSwitch)?;
     let bond = bring_up(&mut lab, who, NO_DELAYS)?;
     std::thread::sleep(Duration::from_secs(1));
-    let (p50, p99) = rtt(&lab)?;
-    let mut latency = vec![format!("{p50:.3} / {p99:.3}")];
-    let throughput = throughput(&lab, bond.pid(&lab)).unwrap_or_else(|e| vec![format!("failed: {e:#}")]);
-    if who != Contender::Bare {
-        latency.push(summary(&pulls(&lab, &bond, n)?));
-        drop((bond, lab));
-        let mut lab = Lab::new("rbf", Wiring::OneSwitch)?;
-        let bond = bring_up(&mut lab, who, GUIDE)?;
-        std::thread::sleep(Duration::from_secs(1));
-        latency.push(summary(&pulls(&lab, &bond, n)?));
+    f.rtt = Some(rtt(&lab)?);
+    throughput(&lab, bond.pid(&lab), f)?;
+    if who == Contender::Bare {
+        return Ok(());
     }
-    Ok(Rows { throughput, latency })
+    if who == Contender::Userspace {
+        f.profile = profile(&lab);
+    }
+    f.pulls = pulls(&lab, &bond, n)?;
+    if matches!(bond, Bond::Rbond) {
+        f.restart = Some(restart(&lab)?);
+    }
+    drop((bond, lab));
+    let mut lab = Lab::new("rbf", Wiring::OneSwitch)?;
+    let bond = bring_up(&mut lab, who, GUIDE)?;
+    std::thread::sleep(Duration::from_secs(1));
+    f.guide_pulls = pulls(&lab, &bond, n)?;
+    Ok(())
+}
+
+/// Median and max of the outages (ms) and of the packets lost.
+fn spread(v: &[(Duration, u32)]) -> Option<(f64, f64, u32, u32)> {
+    let mut ms: Vec<f64> = v.iter().map(|(d, _)| d.as_secs_f64() * 1000.0).collect();
+    let mut lost: Vec<u32> = v.iter().map(|(_, l)| *l).collect();
+    ms.sort_by(f64::total_cmp);
+    lost.sort();
+    Some((*ms.get(ms.len() / 2)?, *ms.last()?, lost[lost.len() / 2], *lost.last()?))
+}
+
+fn pulls_cell(v: &[(Duration, u32)]) -> String {
+    spread(v).map_or("—".into(), |(m, x, lm, lx)| format!("{m:.1} / {x:.1} ms ({lm} / {lx} pkts)"))
+}
+
+fn print_tables(rows: &[(Contender, Figures)]) {
+    let bare = rows[0].1.gbps;
+    println!("| path | 1 stream out, Gbit/s | 1 stream in | vs bare (out / in) | 4 streams out | 4 streams in | daemon CPU s per GB | daemon CPU at rest | daemon RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (who, f) in rows {
+        let cells = match (f.gbps, bare) {
+            (Some(g), Some(b)) => {
+                let d = f.daemon.map_or(["—".to_string(), "—".into(), "—".into()], |(gb, idle, rss)| [format!("{gb:.3}"), format!("{idle:.3} %"), format!("{rss:.1} MB")]);
+                format!("{:.2} | {:.2} | {:.0} % / {:.0} % | {:.2} | {:.2} | {}", g[0], g[1], 100.0 * g[0] / b[0], 100.0 * g[1] / b[1], g[2], g[3], d.join(" | "))
+            }
+            _ => format!("failed: {} | | | | | | | |", f.failure.as_deref().unwrap_or("no figures")),
+        };
+        println!("| {} | {cells} |", who.label());
+    }
+    println!();
+    println!("| path | ping RTT median / p99, ms | outage on pull at 10k pkt/s, delays 0: median / max | with the guide's delays (200 ms): median / max | lost across `rbond restart` |");
+    println!("|---|---|---|---|---|");
+    for (who, f) in rows {
+        let rtt = f.rtt.map_or("—".into(), |(a, b)| format!("{a:.3} / {b:.3}"));
+        let restart = f.restart.map_or("—".into(), |(l, s)| format!("{l} of {s}"));
+        println!("| {} | {rtt} | {} | {} | {restart} |", who.label(), pulls_cell(&f.pulls), pulls_cell(&f.guide_pulls));
+    }
+}
+
+/// The goals against this run's figures: met, or missed and by how much.
+fn print_goals(rows: &[(Contender, Figures)]) {
+    let get = |c: Contender| rows.iter().find(|(w, _)| *w == c).map(|(_, f)| f);
+    let Some(bare) = get(Contender::Bare) else { return };
+    println!("| goal | measured | |");
+    println!("|---|---|---|");
+    let line = |goal: String, measured: String, met: Option<bool>, miss: String| {
+        let verdict = match met {
+            Some(true) => "met".to_string(),
+            Some(false) => format!("**missed** {miss}"),
+            None => "not measured".to_string(),
+        };
+        println!("| {goal} | {measured} | {verdict} |");
+    };
+    for (c, name, want) in [(Contender::Kernel, "kernel", 95.0), (Contender::Userspace, "userspace", 85.0)] {
+        let Some(f) = get(c) else { continue };
+        let pct = f.gbps.zip(bare.gbps).map(|(g, b)| (100.0 * g[0] / b[0]).min(100.0 * g[1] / b[1]));
+        line(format!("{name} datapath throughput ≥ {want:.0} % of bare veth (one stream, worse direction)"), pct.map_or("—".into(), |p| format!("{p:.0} %")), pct.map(|p| p >= want), pct.map_or(String::new(), |p| format!("by {:.0} points", want - p)));
+        let added = f.rtt.zip(bare.rtt).map(|(r, b)| (r.0 - b.0) * 1000.0);
+        let limit = if c == Contender::Kernel { 10.0 } else { 50.0 };
+        line(format!("{name} datapath RTT added ≤ {limit:.0} µs (median)"), added.map_or("—".into(), |a| format!("{a:.0} µs")), added.map(|a| a <= limit), added.map_or(String::new(), |a| format!("by {:.0} µs", a - limit)));
+        let s = spread(&f.pulls);
+        line(format!("{name} datapath failover, delays 0: median ≤ 0.5 ms, max ≤ 1 ms"), s.map_or("—".into(), |(m, x, _, _)| format!("{m:.1} / {x:.1} ms")), s.map(|(m, x, _, _)| m <= 0.5 && x <= 1.0), s.map_or(String::new(), |(m, x, _, _)| format!("by {:.1} / {:.1} ms", (m - 0.5).max(0.0), (x - 1.0).max(0.0))));
+        let g = spread(&f.guide_pulls);
+        line(format!("{name} datapath failover, guide's settings: ≤ 200 ms + one miimon tick (300 ms)"), g.map_or("—".into(), |(_, x, _, _)| format!("max {x:.1} ms")), g.map(|(_, x, _, _)| x <= 300.0), g.map_or(String::new(), |(_, x, _, _)| format!("by {:.1} ms", x - 300.0)));
+        if let Some((_, idle, rss)) = f.daemon {
+            line(format!("{name} datapath idle daemon < 0.1 % CPU, RSS ≤ 8 MB"), format!("{idle:.3} %, {rss:.1} MB"), Some(idle < 0.1 && rss <= 8.0), String::new());
+        }
+    }
+    if let Some(f) = get(Contender::Kernel) {
+        line("kernel datapath: 0 packets lost at 10k/s across a daemon restart".into(), f.restart.map_or("—".into(), |(l, s)| format!("{l} of {s}")), f.restart.map(|(l, _)| l == 0), f.restart.map_or(String::new(), |(l, _)| format!("by {l} packets")));
+    }
+    if let Some(p) = get(Contender::Userspace).and_then(|f| f.profile.as_deref()) {
+        println!("\nProfile of the userspace datapath (`perf record -a -g`):\n\n{p}");
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -357,27 +478,15 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for who in contenders {
         eprintln!("measuring: {}", who.label());
-        let r = measure(who, n).unwrap_or_else(|e| Rows { throughput: vec![format!("failed: {e:#}")], latency: vec![] });
-        rows.push((who, r));
-    }
-    let bare: Vec<f64> = rows[0].1.throughput.iter().take(2).filter_map(|c| c.parse().ok()).collect();
-    println!("| path | 1 stream out, Gbit/s | 1 stream in | vs bare (out / in) | 4 streams out | 4 streams in | daemon CPU s per GB | daemon CPU at rest | daemon RSS |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (who, r) in &rows {
-        let mut cells = r.throughput.clone();
-        let ratio = |i: usize| Some(100.0 * cells.get(i)?.parse::<f64>().ok()? / bare.get(i)?);
-        if let (Some(o), Some(i)) = (ratio(0), ratio(1)) {
-            cells.insert(2, format!("{o:.0} % / {i:.0} %"));
+        let mut f = Figures::default();
+        if let Err(e) = measure(who, n, &mut f) {
+            eprintln!("  {}: {e:#}", who.label());
+            f.failure = Some(format!("{e:#}"));
         }
-        println!("| {} | {} |", who.label(), cells.join(" | "));
+        rows.push((who, f));
     }
+    print_tables(&rows);
     println!();
-    println!("| path | ping RTT median / p99, ms | outage on pull at 10k pkt/s, delays 0: median / max | with the guide's delays (200 ms): median / max |");
-    println!("|---|---|---|---|");
-    for (who, r) in &rows {
-        let mut cells = r.latency.clone();
-        cells.resize(3, "—".to_string());
-        println!("| {} | {} |", who.label(), cells.join(" | "));
-    }
+    print_goals(&rows);
     Ok(())
 }
