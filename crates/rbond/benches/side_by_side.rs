@@ -1,12 +1,15 @@
 //! rbond side by side with the bare link and Open vSwitch, on the test network (a host
 //! with eth0 and eth1 cabled to a Linux bridge, a peer behind it), one contender at a time:
-//! bare veth (the peer reached through eth0 alone), rbond's kernel and userspace datapaths,
-//! and Open vSwitch's userspace (netdev) active-backup bond when `ovs-vswitchd` is
-//! installed. Needs root, iperf3 and ping; `bench/run` installs them, runs this and files
-//! its tables in bench/results.md.
+//! rbond's kernel and userspace datapaths, and Open vSwitch's userspace (netdev)
+//! active-backup bond when `ovs-vswitchd` is installed. Beside each contender's host sits a
+//! witness: a namespace cabled straight to the same bridge, the bare veth path. Witness and
+//! contender take turns, so each ratio compares runs seconds apart (on a shared VM the bare
+//! path alone drifts by a fifth from one minute to the next). Needs root, iperf3 and ping;
+//! `bench/run` installs them, runs this and files its tables in bench/results.md.
 //!
-//! - TCP throughput with iperf3, offloads left on: one stream (median of RUNS, default 3)
-//!   and four streams, both ways, SECS seconds each (default 5).
+//! - TCP throughput with iperf3, offloads left on: one stream both ways, witness and
+//!   contender in turn RUNS times (default 3; medians of the figures and of the ratios), and
+//!   four streams both ways, SECS seconds each (default 5).
 //! - CPU seconds per GB moved, CPU at rest (10 s) and RSS of the daemon (rbond or
 //!   ovs-vswitchd, every thread counted).
 //! - Round-trip time: 1,000 pings 2 ms apart, median and p99.
@@ -26,7 +29,6 @@ const NO_DELAYS: &[&str] = &["miimon=100"];
 
 #[derive(Clone, Copy, PartialEq)]
 enum Contender {
-    Bare,
     Kernel,
     Userspace,
     Ovs,
@@ -35,7 +37,6 @@ enum Contender {
 impl Contender {
     fn label(self) -> &'static str {
         match self {
-            Contender::Bare => "bare veth (no bond)",
             Contender::Kernel => "rbond, kernel datapath",
             Contender::Userspace => "rbond, userspace datapath",
             Contender::Ovs => "Open vSwitch userspace bond (netdev, carrier detect; peer tx offload off)",
@@ -140,19 +141,12 @@ fn run(prog: &str, args: &[&str]) -> anyhow::Result<()> {
 
 /// What stands in the host namespace for the bond; kept alive while measuring.
 enum Bond {
-    Bare,
     Rbond,
     Ovs(Ovs),
 }
 
 fn bring_up(lab: &mut Lab, path: Contender, opts: &[&str]) -> anyhow::Result<Bond> {
-    let h = lab.host();
     match path {
-        Contender::Bare => {
-            ip(&["-n", &h, "addr", "add", &format!("{BOND_IP}/24"), "dev", "eth0"])?;
-            ip(&["-n", &h, "link", "set", "eth0", "up"])?;
-            return Ok(Bond::Bare);
-        }
         Contender::Ovs => {
             // Its netdev datapath reads frames without their checksum state: a peer that
             // leaves checksums to offload sends it frames it cannot deliver (UDP is dropped,
@@ -173,7 +167,6 @@ fn bring_up(lab: &mut Lab, path: Contender, opts: &[&str]) -> anyhow::Result<Bon
 impl Bond {
     fn active(&self, lab: &Lab) -> Option<String> {
         match self {
-            Bond::Bare => Some("eth0".into()),
             Bond::Rbond => lab.get("active_slave").ok().filter(|s| !s.is_empty()),
             Bond::Ovs(o) => o.active(),
         }
@@ -182,17 +175,16 @@ impl Bond {
     /// The process doing the forwarding, for its CPU and memory.
     fn pid(&self, lab: &Lab) -> Option<u32> {
         match self {
-            Bond::Bare => None,
             Bond::Rbond => lab.daemon_pid(),
             Bond::Ovs(o) => std::fs::read_to_string(o.dir.join("vswitchd.pid")).ok()?.trim().parse().ok(),
         }
     }
 }
 
-/// Median and p99 (ms) of 1,000 pings to the peer.
-fn rtt(lab: &Lab) -> anyhow::Result<(f64, f64)> {
+/// Median and p99 (ms) of 1,000 pings to the peer from namespace `ns`.
+fn rtt(ns: &str) -> anyhow::Result<(f64, f64)> {
     let out = Command::new("ip")
-        .args(["netns", "exec", &lab.host(), "ping", "-n", "-c", "1000", "-i", "0.002", &PEER_IP.to_string()])
+        .args(["netns", "exec", ns, "ping", "-n", "-c", "1000", "-i", "0.002", &PEER_IP.to_string()])
         .output()
         .context("ping (apt-get install iputils-ping)")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -225,6 +217,33 @@ fn pulls(lab: &Lab, bond: &Bond, n: usize) -> anyhow::Result<Vec<(Duration, u32)
     Ok(cuts.iter().map(|c| rec.window(*c, *c + settle)).map(|w| (w.outage, w.lost)).collect())
 }
 
+/// The bare path beside a contender: a namespace with one veth into the same bridge and the
+/// address 10.77.0.3; removed when dropped.
+struct Witness {
+    ns: String,
+}
+
+impl Witness {
+    fn cable(lab: &Lab) -> anyhow::Result<Witness> {
+        let w = Witness { ns: format!("{}w", lab.host()) };
+        let sw = lab.switch_of("eth0");
+        ip(&["netns", "add", &w.ns])?;
+        ip(&["link", "add", "eth0", "netns", &w.ns, "type", "veth", "peer", "name", "w0", "netns", &sw])?;
+        ip(&["-n", &sw, "link", "set", "w0", "master", "br0", "up"])?;
+        ip(&["-n", &w.ns, "addr", "add", "10.77.0.3/24", "dev", "eth0"])?;
+        for dev in ["lo", "eth0"] {
+            ip(&["-n", &w.ns, "link", "set", dev, "up"])?;
+        }
+        Ok(w)
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.ns]);
+    }
+}
+
 /// An iperf3 server on the peer for as long as this lives.
 struct IperfServer(Child);
 
@@ -248,11 +267,11 @@ impl Drop for IperfServer {
     }
 }
 
-/// Gbit/s received and bytes moved by one iperf3 run from the host.
-fn iperf(lab: &Lab, secs: u64, extra: &[&str]) -> anyhow::Result<(f64, u64)> {
+/// Gbit/s received and bytes moved by one iperf3 run from namespace `ns`.
+fn iperf(ns: &str, secs: u64, extra: &[&str]) -> anyhow::Result<(f64, u64)> {
     let (t, limit) = (secs.to_string(), (secs + 15).to_string());
     let out = Command::new("ip")
-        .args(["netns", "exec", &lab.host(), "timeout", &limit, "iperf3", "-c", &PEER_IP.to_string(), "-t", &t, "-J"])
+        .args(["netns", "exec", ns, "timeout", &limit, "iperf3", "-c", &PEER_IP.to_string(), "-t", &t, "-J"])
         .args(extra)
         .output()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("iperf3 gave no report (TCP stalled)")?;
@@ -293,6 +312,12 @@ fn env_num(name: &str, default: u64) -> u64 {
 struct Figures {
     /// Gbit/s: one stream out, in; four streams out, in.
     gbps: Option<[f64; 4]>,
+    /// The witness's one stream out and in, Gbit/s, and the contender's share of it (medians
+    /// of the turn-by-turn ratios).
+    bare_gbps: Option<[f64; 2]>,
+    ratio: Option<[f64; 2]>,
+    /// The witness's ping RTT median and p99, ms, taken just before the contender's.
+    bare_rtt: Option<(f64, f64)>,
     /// CPU seconds per GB, CPU % at rest, RSS in MB, of the forwarding daemon.
     daemon: Option<(f64, f64, f64)>,
     failure: Option<String>,
@@ -306,23 +331,37 @@ struct Figures {
     profile: Option<String>,
 }
 
-fn throughput(lab: &Lab, pid: Option<u32>, f: &mut Figures) -> anyhow::Result<()> {
+fn throughput(lab: &Lab, witness: &Witness, pid: Option<u32>, f: &mut Figures) -> anyhow::Result<()> {
     let (secs, runs) = (env_num("SECS", 5), env_num("RUNS", 3));
+    let host = lab.host();
     let _server = IperfServer::start(lab)?;
-    let cpu0 = pid.map(cpu_secs);
-    let (mut out, mut inn, mut bytes) = (Vec::new(), Vec::new(), 0);
+    let mut cpu = 0.0;
+    let mut bytes = 0;
+    // One run from the host, with the daemon's CPU time and the bytes it moved.
+    let mut run = |extra: &[&str]| -> anyhow::Result<f64> {
+        let c0 = pid.map_or(0.0, cpu_secs);
+        let (g, b) = iperf(&host, secs, extra)?;
+        cpu += pid.map_or(0.0, cpu_secs) - c0;
+        bytes += b;
+        Ok(g)
+    };
+    let (mut mine, mut bare, mut ratio) = ([vec![], vec![]], [vec![], vec![]], [vec![], vec![]]);
     for _ in 0..runs {
-        let (o, b) = iperf(lab, secs, &[])?;
-        let (i, c) = iperf(lab, secs, &["-R"])?;
-        out.push(o);
-        inn.push(i);
-        bytes += b + c;
+        for (i, dir) in [&[][..], &["-R"][..]].into_iter().enumerate() {
+            let b = iperf(&witness.ns, secs, dir)?.0;
+            let m = run(dir)?;
+            bare[i].push(b);
+            mine[i].push(m);
+            ratio[i].push(m / b);
+        }
     }
-    let (o4, b4) = iperf(lab, secs, &["-P", "4"])?;
-    let (i4, c4) = iperf(lab, secs, &["-P", "4", "-R"])?;
-    f.gbps = Some([median(out), median(inn), o4, i4]);
-    if let (Some(pid), Some(cpu0)) = (pid, cpu0) {
-        let per_gb = (cpu_secs(pid) - cpu0) / ((bytes + b4 + c4) as f64 / 1e9);
+    let four = [run(&["-P", "4"])?, run(&["-P", "4", "-R"])?];
+    let [mo, mi] = mine.map(median);
+    f.gbps = Some([mo, mi, four[0], four[1]]);
+    f.bare_gbps = Some(bare.map(median));
+    f.ratio = Some(ratio.map(median));
+    if let Some(pid) = pid {
+        let per_gb = cpu / (bytes as f64 / 1e9);
         let idle0 = cpu_secs(pid);
         std::thread::sleep(Duration::from_secs(10));
         let idle = (cpu_secs(pid) - idle0) / 10.0 * 100.0;
@@ -338,21 +377,27 @@ fn profile(lab: &Lab) -> Option<String> {
     let data = lab.run_dir.join("perf.data");
     let _server = IperfServer::start(lab).ok()?;
     let traffic = std::thread::scope(|s| {
-        let t = s.spawn(|| iperf(lab, 6, &[]));
+        let t = s.spawn(|| iperf(&lab.host(), 6, &[]));
         std::thread::sleep(Duration::from_secs(1));
         let rec = Command::new("perf").args(["record", "-a", "-g", "-F", "999", "-o"]).arg(&data).args(["--", "sleep", "4"]).output();
         Some((t.join().ok()?.ok()?, rec.ok()?))
     })?;
-    let report = |extra: &[&str]| -> String {
-        let out = Command::new("perf").args(["report", "--stdio", "--no-children", "-i"]).arg(&data).args(extra).output();
+    // Entries up to 100 % only: with children counted, the syscall entry points exceed it.
+    let report = |extra: &[&str], lines: usize| -> String {
+        let out = Command::new("perf").args(["report", "--stdio", "-g", "none", "-i"]).arg(&data).args(extra).output();
         let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-        text.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).take(8).map(|l| format!("    {}\n", l.trim())).collect()
+        let share = |l: &str| l.trim_start().split('%').next()?.parse::<f64>().ok();
+        text.lines().filter(|l| share(l).is_some_and(|p| p <= 100.0)).take(lines).map(|l| format!("    {}\n", l.trim())).collect()
     };
     let (gbps, _) = traffic.0;
+    let daemon = ["--comms", "rbond", "--percentage", "relative", "--sort", "sym"];
     Some(format!(
-        "One stream out at {gbps:.2} Gbit/s. Share of all CPU samples by command (every CPU together is 100 %):\n\n{}\nThe daemon's busiest functions, as shares of all samples:\n\n{}",
-        report(&["--sort", "comm", "-g", "none"]),
-        report(&["--comm", "rbond", "--sort", "sym", "-g", "none"])
+        "One stream out at {gbps:.2} Gbit/s. CPU by command, as shares of all samples (both CPUs \
+         together are 100 %):\n\n{}\nThe daemon's time by function, own time only:\n\n{}\nThe \
+         daemon's time with what each function calls (nested calls count in each caller):\n\n{}",
+        report(&["--no-children", "--sort", "comm"], 4),
+        report(&[&["--no-children"][..], &daemon].concat(), 6),
+        report(&[&["--children"][..], &daemon].concat(), 16),
     ))
 }
 
@@ -372,13 +417,12 @@ fn restart(lab: &Lab) -> anyhow::Result<(u32, u32)> {
 
 fn measure(who: Contender, n: usize, f: &mut Figures) -> anyhow::Result<()> {
     let mut lab = Lab::new("rbf", Wiring::OneSwitch)?;
+    let witness = Witness::cable(&lab)?;
     let bond = bring_up(&mut lab, who, NO_DELAYS)?;
     std::thread::sleep(Duration::from_secs(1));
-    f.rtt = Some(rtt(&lab)?);
-    throughput(&lab, bond.pid(&lab), f)?;
-    if who == Contender::Bare {
-        return Ok(());
-    }
+    f.bare_rtt = Some(rtt(&witness.ns)?);
+    f.rtt = Some(rtt(&lab.host())?);
+    throughput(&lab, &witness, bond.pid(&lab), f)?;
     if who == Contender::Userspace {
         f.profile = profile(&lab);
     }
@@ -386,7 +430,7 @@ fn measure(who: Contender, n: usize, f: &mut Figures) -> anyhow::Result<()> {
     if matches!(bond, Bond::Rbond) {
         f.restart = Some(restart(&lab)?);
     }
-    drop((bond, lab));
+    drop((bond, witness, lab));
     let mut lab = Lab::new("rbf", Wiring::OneSwitch)?;
     let bond = bring_up(&mut lab, who, GUIDE)?;
     std::thread::sleep(Duration::from_secs(1));
@@ -408,33 +452,30 @@ fn pulls_cell(v: &[(Duration, u32)]) -> String {
 }
 
 fn print_tables(rows: &[(Contender, Figures)]) {
-    let bare = rows[0].1.gbps;
-    println!("| path | 1 stream out, Gbit/s | 1 stream in | vs bare (out / in) | 4 streams out | 4 streams in | daemon CPU s per GB | daemon CPU at rest | daemon RSS |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| path | 1 stream out, Gbit/s | 1 stream in | bare veth in the same turns (out / in) | vs bare (out / in) | 4 streams out | 4 streams in | daemon CPU s per GB | daemon CPU at rest | daemon RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (who, f) in rows {
-        let cells = match (f.gbps, bare) {
-            (Some(g), Some(b)) => {
+        let cells = match (f.gbps, f.bare_gbps, f.ratio) {
+            (Some(g), Some(b), Some(r)) => {
                 let d = f.daemon.map_or(["—".to_string(), "—".into(), "—".into()], |(gb, idle, rss)| [format!("{gb:.3}"), format!("{idle:.3} %"), format!("{rss:.1} MB")]);
-                format!("{:.2} | {:.2} | {:.0} % / {:.0} % | {:.2} | {:.2} | {}", g[0], g[1], 100.0 * g[0] / b[0], 100.0 * g[1] / b[1], g[2], g[3], d.join(" | "))
+                format!("{:.2} | {:.2} | {:.2} / {:.2} | {:.0} % / {:.0} % | {:.2} | {:.2} | {}", g[0], g[1], b[0], b[1], 100.0 * r[0], 100.0 * r[1], g[2], g[3], d.join(" | "))
             }
-            _ => format!("failed: {} | | | | | | | |", f.failure.as_deref().unwrap_or("no figures")),
+            _ => format!("failed: {} | | | | | | | | |", f.failure.as_deref().unwrap_or("no figures")),
         };
         println!("| {} | {cells} |", who.label());
     }
     println!();
-    println!("| path | ping RTT median / p99, ms | outage on pull at 10k pkt/s, delays 0: median / max | with the guide's delays (200 ms): median / max | lost across `rbond restart` |");
-    println!("|---|---|---|---|---|");
+    println!("| path | ping RTT median / p99, ms | bare veth just before | outage on pull at 10k pkt/s, delays 0: median / max | with the guide's delays (200 ms): median / max | lost across `rbond restart` |");
+    println!("|---|---|---|---|---|---|");
+    let pair = |r: Option<(f64, f64)>| r.map_or("—".into(), |(a, b)| format!("{a:.3} / {b:.3}"));
     for (who, f) in rows {
-        let rtt = f.rtt.map_or("—".into(), |(a, b)| format!("{a:.3} / {b:.3}"));
         let restart = f.restart.map_or("—".into(), |(l, s)| format!("{l} of {s}"));
-        println!("| {} | {rtt} | {} | {} | {restart} |", who.label(), pulls_cell(&f.pulls), pulls_cell(&f.guide_pulls));
+        println!("| {} | {} | {} | {} | {} | {restart} |", who.label(), pair(f.rtt), pair(f.bare_rtt), pulls_cell(&f.pulls), pulls_cell(&f.guide_pulls));
     }
 }
 
 /// The issue's goals against this run's figures: met, or missed and by how much.
 fn print_goals(rows: &[(Contender, Figures)]) {
-    let get = |c: Contender| rows.iter().find(|(w, _)| *w == c).map(|(_, f)| f);
-    let Some(bare) = get(Contender::Bare) else { return };
     println!("| goal | measured | |");
     println!("|---|---|---|");
     let line = |goal: String, measured: String, met: Option<bool>, miss: String| {
@@ -445,12 +486,15 @@ fn print_goals(rows: &[(Contender, Figures)]) {
         };
         println!("| {goal} | {measured} | {verdict} |");
     };
-    for (c, name, want) in [(Contender::Kernel, "kernel", 95.0), (Contender::Userspace, "userspace", 85.0)] {
-        let Some(f) = get(c) else { continue };
-        let pct = f.gbps.zip(bare.gbps).map(|(g, b)| (100.0 * g[0] / b[0]).min(100.0 * g[1] / b[1]));
+    for (c, f) in rows {
+        let (name, want, limit) = match c {
+            Contender::Kernel => ("kernel", 95.0, 10.0),
+            Contender::Userspace => ("userspace", 85.0, 50.0),
+            Contender::Ovs => continue,
+        };
+        let pct = f.ratio.map(|r| 100.0 * r[0].min(r[1]));
         line(format!("{name} datapath throughput ≥ {want:.0} % of bare veth (one stream, worse direction)"), pct.map_or("—".into(), |p| format!("{p:.0} %")), pct.map(|p| p >= want), pct.map_or(String::new(), |p| format!("by {:.0} points", want - p)));
-        let added = f.rtt.zip(bare.rtt).map(|(r, b)| (r.0 - b.0) * 1000.0);
-        let limit = if c == Contender::Kernel { 10.0 } else { 50.0 };
+        let added = f.rtt.zip(f.bare_rtt).map(|(r, b)| (r.0 - b.0) * 1000.0);
         line(format!("{name} datapath RTT added ≤ {limit:.0} µs (median)"), added.map_or("—".into(), |a| format!("{a:.0} µs")), added.map(|a| a <= limit), added.map_or(String::new(), |a| format!("by {:.0} µs", a - limit)));
         let s = spread(&f.pulls);
         line(format!("{name} datapath failover, delays 0: median ≤ 0.5 ms, max ≤ 1 ms"), s.map_or("—".into(), |(m, x, _, _)| format!("{m:.1} / {x:.1} ms")), s.map(|(m, x, _, _)| m <= 0.5 && x <= 1.0), s.map_or(String::new(), |(m, x, _, _)| format!("by {:.1} / {:.1} ms", (m - 0.5).max(0.0), (x - 1.0).max(0.0))));
@@ -459,11 +503,12 @@ fn print_goals(rows: &[(Contender, Figures)]) {
         if let Some((_, idle, rss)) = f.daemon {
             line(format!("{name} datapath idle daemon < 0.1 % CPU, RSS ≤ 8 MB"), format!("{idle:.3} %, {rss:.1} MB"), Some(idle < 0.1 && rss <= 8.0), String::new());
         }
+        if *c == Contender::Kernel {
+            line("kernel datapath: 0 packets lost at 10k/s across a daemon restart".into(), f.restart.map_or("—".into(), |(l, s)| format!("{l} of {s}")), f.restart.map(|(l, _)| l == 0), f.restart.map_or(String::new(), |(l, _)| format!("by {l} packets")));
+        }
     }
-    if let Some(f) = get(Contender::Kernel) {
-        line("kernel datapath: 0 packets lost at 10k/s across a daemon restart".into(), f.restart.map_or("—".into(), |(l, s)| format!("{l} of {s}")), f.restart.map(|(l, _)| l == 0), f.restart.map_or(String::new(), |(l, _)| format!("by {l} packets")));
-    }
-    if let Some(p) = get(Contender::Userspace).and_then(|f| f.profile.as_deref()) {
+    let profile = rows.iter().find(|(c, _)| *c == Contender::Userspace).and_then(|(_, f)| f.profile.as_deref());
+    if let Some(p) = profile {
         println!("\nProfile of the userspace datapath (`perf record -a -g`):\n\n{p}");
     }
 }
@@ -471,7 +516,7 @@ fn print_goals(rows: &[(Contender, Figures)]) {
 fn main() -> anyhow::Result<()> {
     rbond::lab::can_run().map_err(|why| anyhow::anyhow!("side_by_side: {why}"))?;
     let n = env_num("PULLS", 10) as usize;
-    let mut contenders = vec![Contender::Bare, Contender::Kernel, Contender::Userspace];
+    let mut contenders = vec![Contender::Kernel, Contender::Userspace];
     if Command::new("ovs-vswitchd").arg("--version").output().is_ok() {
         contenders.push(Contender::Ovs);
     }

@@ -248,14 +248,20 @@ fn down_and_signals_restore_every_slave() {
     }
 }
 
+/// The guide's bond on prepared slaves, SIGKILLed: returns what the slaves had before.
+fn killed_bond(net: &mut Lab) -> Vec<LinkState> {
+    let before = prepared(net);
+    start(net, GUIDE);
+    unsafe { libc::kill(net.daemon_pid().unwrap() as i32, libc::SIGKILL) };
+    net.wait_daemon().unwrap();
+    before
+}
+
 #[test]
 fn a_killed_daemon_is_cleaned_up_by_the_next_start() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = lab(Wiring::OneSwitch);
-    let before = prepared(&net);
-    start(&mut net, GUIDE);
-    unsafe { libc::kill(net.daemon_pid().unwrap() as i32, libc::SIGKILL) };
-    net.wait_daemon().unwrap();
+    let before = killed_bond(&mut net);
     assert_ne!(net.link("eth1").unwrap().1, before[1].0.1, "killed: eth1 still wears the bond's MAC");
     start(&mut net, GUIDE);
     assert!(net.log_lines().unwrap().iter().any(|l| l == "bond0: restoring eth1 left by a previous daemon"));
@@ -536,10 +542,7 @@ fn restart_in_place_keeps_the_bond_and_its_traffic() {
 fn a_successor_that_cannot_carry_on_restores_the_slaves() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = lab(Wiring::OneSwitch);
-    let before = prepared(&net);
-    start(&mut net, GUIDE);
-    unsafe { libc::kill(net.daemon_pid().unwrap() as i32, libc::SIGKILL) };
-    net.wait_daemon().unwrap();
+    let before = killed_bond(&mut net);
     let garbage = net.run_dir.join("bond0.handover");
     std::fs::write(&garbage, "{not json").unwrap();
     let out = rbond(&net)
@@ -552,9 +555,7 @@ fn a_successor_that_cannot_carry_on_restores_the_slaves() {
     assert!(err.contains("bond0: cannot carry on after restart (unreadable handover"), "{err}");
     assert!(err.contains("bond0: restoring eth1 left by a previous daemon"), "{err}");
     assert!(!garbage.exists(), "the handover file is consumed");
-    for (name, b) in ["eth0", "eth1"].iter().zip(&before) {
-        assert_eq!(&(net.link(name).unwrap(), net.addrs(name)), b, "{name} restored");
-    }
+    slaves_as_before(&net, &before);
 }
 
 /// The restart runs whatever binary is installed at the daemon's path now (an upgrade). If
