@@ -7,6 +7,8 @@
 //! path alone drifts by a fifth from one minute to the next). Needs root, iperf3 and ping;
 //! `bench/run` installs them, runs this and files its tables in bench/results.md.
 //!
+//! CONTENDERS (default `kernel,userspace,ovs`) picks who runs.
+//!
 //! - TCP throughput with iperf3, offloads left on: one stream both ways, witness and
 //!   contender in turn RUNS times (default 3; medians of the figures and of the ratios), and
 //!   four streams both ways, SECS seconds each (default 5).
@@ -39,7 +41,7 @@ impl Contender {
         match self {
             Contender::Kernel => "rbond, kernel datapath",
             Contender::Userspace => "rbond, userspace datapath",
-            Contender::Ovs => "Open vSwitch userspace bond (netdev, carrier detect; peer tx offload off)",
+            Contender::Ovs => "Open vSwitch userspace bond (netdev, carrier detect; the peer's tx offload off, for the bare turns too)",
         }
     }
 }
@@ -516,10 +518,13 @@ fn print_goals(rows: &[(Contender, Figures)]) {
 fn main() -> anyhow::Result<()> {
     rbond::lab::can_run().map_err(|why| anyhow::anyhow!("side_by_side: {why}"))?;
     let n = env_num("PULLS", 10) as usize;
-    let mut contenders = vec![Contender::Kernel, Contender::Userspace];
-    if Command::new("ovs-vswitchd").arg("--version").output().is_ok() {
-        contenders.push(Contender::Ovs);
-    }
+    let ovs = Command::new("ovs-vswitchd").arg("--version").output().is_ok();
+    let wanted = std::env::var("CONTENDERS").unwrap_or_else(|_| "kernel,userspace,ovs".into());
+    let contenders: Vec<Contender> = [(Contender::Kernel, "kernel"), (Contender::Userspace, "userspace"), (Contender::Ovs, "ovs")]
+        .into_iter()
+        .filter(|(c, name)| wanted.split(',').any(|w| w == *name) && (*c != Contender::Ovs || ovs))
+        .map(|(c, _)| c)
+        .collect();
     let mut rows = Vec::new();
     for who in contenders {
         eprintln!("measuring: {}", who.label());

@@ -9,6 +9,7 @@ use anyhow::Context;
 use rbond_core::{Action, Bond, Command, Input, Level, LinkInfo, Mac, MacTarget, Options, SlaveSpec};
 use serde_json::{Value, json};
 
+use crate::batch::{Batch, SLOTS};
 use crate::control::{self, ControlServer, Request};
 use crate::frames;
 use crate::link_watch::{LinkEvent, LinkWatch};
@@ -84,12 +85,7 @@ pub struct Daemon {
     generation: u32,
     restart_error: Option<String>,
     run_dir: PathBuf,
-    buf: Vec<u8>,
-}
-
-/// Room for one frame: a 64 KiB GSO frame, its vnet header, and slack.
-fn frame_buffer() -> Vec<u8> {
-    vec![0; 65536 + VNET_HDR_LEN + 4096]
+    batch: Batch,
 }
 
 /// Builds the engine's options in the order given, failing on the first bad one.
@@ -156,7 +152,7 @@ impl Daemon {
             generation: 0,
             restart_error: None,
             run_dir: cfg.run_dir.clone(),
-            buf: frame_buffer(),
+            batch: Batch::default(),
         };
         // The engine's creation lines (the kernel's module-load messages) come first.
         d.apply_actions();
@@ -429,13 +425,20 @@ impl Daemon {
         self.apply_actions();
     }
 
-    /// bond0 → the active slave. With no active slave the frame is dropped.
+    /// bond0 → the active slave, a batch at a time. With no active slave frames are dropped.
     fn pump_bond(&mut self) {
         let out = self.active.as_deref().and_then(|a| self.members.iter().position(|m| m.name == a));
-        for _ in 0..BATCH {
-            let Ok(Some(n)) = self.tap.read(&mut self.buf) else { break };
-            if let Some(i) = out {
-                let _ = self.members[i].sock.send(&self.buf[..n]);
+        for _ in 0..BATCH / SLOTS {
+            self.batch.clear();
+            while !self.batch.is_full() {
+                let Ok(Some(n)) = self.tap.read(self.batch.slot()) else { break };
+                self.batch.commit(n);
+            }
+            if let Some(i) = out.filter(|_| !self.batch.is_empty()) {
+                let _ = self.batch.send(self.members[i].sock.raw_fd());
+            }
+            if !self.batch.is_full() {
+                break; // the TAP is drained
             }
         }
     }
@@ -446,25 +449,30 @@ impl Daemon {
         // With the kernel datapath every frame is already on its way (or dropped).
         let deliver = self.kernel.is_none()
             && (self.bond.options().all_slaves_active() || self.active.as_deref() == Some(self.members[i].name.as_str()));
-        for _ in 0..BATCH {
-            let Ok(Some(n)) = self.members[i].sock.read(&mut self.buf) else { break };
-            if n < VNET_HDR_LEN + 14 {
-                continue;
+        for _ in 0..BATCH / SLOTS {
+            let Ok(n) = self.batch.receive(self.members[i].sock.raw_fd()) else { break };
+            let mut seen = Vec::new();
+            for frame in self.batch.frames().filter(|f| f.len() >= VNET_HDR_LEN + 14) {
+                if deliver {
+                    let _ = self.tap.write(frame);
+                }
+                let arp = frames::parse_arp(&frame[VNET_HDR_LEN..], false);
+                if arp.is_some() || arp_monitor {
+                    seen.push(arp);
+                }
             }
-            if deliver {
-                let _ = self.tap.write(&self.buf[..n]);
+            for arp in seen {
+                self.watch_frame(i, arp);
             }
-            self.watch_frame(i, n, arp_monitor);
+            if n < SLOTS {
+                break; // the socket is drained
+            }
         }
     }
 
-    /// Shows a received frame to the ARP monitor: ARP always, other traffic at most every
-    /// 10 ms (enough for "heard something lately").
-    fn watch_frame(&mut self, i: usize, n: usize, arp_monitor: bool) {
-        let arp = frames::parse_arp(&self.buf[VNET_HDR_LEN..n], false);
-        if arp.is_none() && !arp_monitor {
-            return;
-        }
+    /// Shows a received frame to the ARP monitor (`None`: not ARP): ARP always, other
+    /// traffic at most every 10 ms (enough for "heard something lately").
+    fn watch_frame(&mut self, i: usize, arp: Option<rbond_core::ArpFrame>) {
         let now = self.now();
         let slave = self.members[i].name.clone();
         match arp {

@@ -2,6 +2,7 @@
 //! the control socket. All bonding decisions are `rbond_core`'s; this crate carries them out.
 
 pub mod address_ops;
+pub mod batch;
 pub mod config;
 pub mod control;
 pub mod daemon;

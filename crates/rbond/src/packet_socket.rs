@@ -87,10 +87,6 @@ impl PacketSocket {
         setsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
     }
 
-    pub fn read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        nonblocking(unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })
-    }
-
     /// Sends one frame (with its vnet header). A full queue drops it, as a NIC would.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         nonblocking(unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) }).map(drop)

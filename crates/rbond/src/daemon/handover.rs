@@ -215,7 +215,7 @@ impl Daemon {
             generation: h.generation,
             restart_error: None,
             run_dir: cfg.run_dir.clone(),
-            buf: super::frame_buffer(),
+            batch: crate::batch::Batch::default(),
         };
         d.catch_up();
         Ok(d)
