@@ -63,13 +63,24 @@ impl Bond {
             self.touch_rx(name, now);
             return Ok(());
         }
-        if !backup {
-            self.validate_arp(now, name, f.sender_ip, f.target_ip);
+        let counted = if !backup {
+            self.validate_arp(now, name, f.sender_ip, f.target_ip)
         } else if self.active_heard_since_up() {
             // A backup hears our own request, relayed by the switch: the roles are swapped.
-            self.validate_arp(now, name, f.target_ip, f.sender_ip);
-        } else if f.op == ArpOp::Reply && self.arp_slave_probed_lately(now) {
-            self.validate_arp(now, name, f.sender_ip, f.target_ip);
+            self.validate_arp(now, name, f.target_ip, f.sender_ip)
+        } else {
+            f.op == ArpOp::Reply && self.arp_slave_probed_lately(now) && self.validate_arp(now, name, f.sender_ip, f.target_ip)
+        };
+        if let Some(s) = self.slave_mut(name).filter(|_| !counted) {
+            s.arp_rejected += 1;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn bad_frame(&mut self, name: &str) -> Result<(), Error> {
+        self.require_slave(name)?;
+        if let Some(s) = self.slave_mut(name) {
+            s.bad_frames += 1;
         }
         Ok(())
     }
@@ -94,16 +105,18 @@ impl Bond {
         self.in_interval(now, c.last_tx, 1)
     }
 
-    /// Counts the frame if it is from a target (`sip`) to one of the bond's own addresses.
-    fn validate_arp(&mut self, now: Instant, name: &str, sip: Ipv4Addr, tip: Ipv4Addr) {
+    /// Counts the frame if it is from a target (`sip`) to one of the bond's own addresses;
+    /// says whether it did.
+    fn validate_arp(&mut self, now: Instant, name: &str, sip: Ipv4Addr, tip: Ipv4Addr) -> bool {
         let ours = self.addrs.iter().any(|a| a.addr == tip);
         if sip.is_unspecified() || !ours || !self.opts.arp_targets.contains(&sip) {
-            return;
+            return false;
         }
         if let Some(s) = self.slave_mut(name) {
             s.last_rx = Some(now);
             s.note_target_rx(sip, now);
         }
+        true
     }
 
     /// Marks every target as just heard on every slave, so adding one cannot fail a slave.

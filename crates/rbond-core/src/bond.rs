@@ -57,6 +57,9 @@ pub enum Input {
     Arp { slave: String, frame: ArpFrame },
     /// Any other frame arrived on the slave.
     Rx { slave: String },
+    /// A frame arrived that could not be parsed (too short, or ARP with bogus lengths); it
+    /// is only counted.
+    BadFrame { slave: String },
     /// The bond's IPv4 addresses changed.
     Addresses(Vec<Ipv4Cidr>),
     Command(Command),
@@ -208,6 +211,7 @@ impl Bond {
             Input::Link { slave, link } => self.link_changed(now, &slave, link),
             Input::Arp { slave, frame } => self.arp_seen(now, &slave, &frame),
             Input::Rx { slave } => self.rx_seen(now, &slave),
+            Input::BadFrame { slave } => self.bad_frame(&slave),
             Input::Addresses(addrs) => {
                 self.addrs = addrs;
                 Ok(())

@@ -28,6 +28,10 @@ pub struct SlaveReport {
     pub mac: Mac,
     pub queue_id: u16,
     pub prio: i32,
+    /// ARP frames `arp_validate` looked at and did not count (JSON only: not in `/proc`).
+    pub arp_rejected: u64,
+    /// Frames that could not be parsed (JSON only).
+    pub bad_frames: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +74,8 @@ impl Bond {
                 mac: s.mac,
                 queue_id: 0,
                 prio: s.prio,
+                arp_rejected: s.arp_rejected,
+                bad_frames: s.bad_frames,
             })
             .collect();
         Report {

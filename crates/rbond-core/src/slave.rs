@@ -83,6 +83,12 @@ pub(crate) struct Slave {
     pub(crate) last_tx: Option<Instant>,
     /// Last validated ARP from each target (a missing target has never answered).
     pub(crate) target_rx: Vec<(Ipv4Addr, Instant)>,
+    /// ARP frames that `arp_validate` looked at and did not count.
+    #[serde(default)]
+    pub(crate) arp_rejected: u64,
+    /// Frames that could not be parsed.
+    #[serde(default)]
+    pub(crate) bad_frames: u64,
 }
 
 impl Slave {
@@ -101,6 +107,8 @@ impl Slave {
             last_rx: None,
             last_tx: None,
             target_rx: Vec::new(),
+            arp_rejected: 0,
+            bad_frames: 0,
         }
     }
 

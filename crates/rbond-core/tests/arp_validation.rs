@@ -125,3 +125,24 @@ fn with_no_active_the_candidates_are_probed_in_turn() {
     assert!(sim.active().is_some());
     assert!(sim.log.iter().any(|(_, l)| l.ends_with("the new active one.")));
 }
+
+/// Frames validation looks at and refuses, and frames that do not parse, are counted per
+/// slave in the JSON report; genuine replies and unvalidated traffic are not.
+#[test]
+fn refused_and_unparseable_frames_are_counted() {
+    let counts = |sim: &Sim, slave: &str| {
+        let r = serde_json::to_value(sim.bond.report()).unwrap();
+        let s = r["slaves"].as_array().unwrap().iter().find(|s| s["name"] == slave).unwrap().clone();
+        (s["arp_rejected"].as_u64().unwrap(), s["bad_frames"].as_u64().unwrap())
+    };
+    let mut sim = silent_peer("active");
+    for _ in 0..3 {
+        sim.input(arp("eth0", frame(ArpOp::Reply, FORGER, BOND_IP, false))).unwrap();
+        sim.input(arp("eth0", frame(ArpOp::Reply, PEER_IP, BOND_IP, false))).unwrap();
+        sim.input(arp("eth1", frame(ArpOp::Reply, FORGER, BOND_IP, false))).unwrap(); // backup: not validated
+        sim.input(Input::BadFrame { slave: "eth1".into() }).unwrap();
+    }
+    assert_eq!(counts(&sim, "eth0"), (3, 0));
+    assert_eq!(counts(&sim, "eth1"), (0, 3));
+    assert_eq!(sim.input(Input::BadFrame { slave: "eth9".into() }).unwrap_err().to_string(), "eth9 not enslaved");
+}

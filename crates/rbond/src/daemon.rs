@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::batch::{Batch, SLOTS};
 use crate::control::{self, ControlServer, Request};
-use crate::frames;
+use crate::frames::{self, Seen};
 use crate::link_watch::{LinkEvent, LinkWatch};
 use crate::logger::Logger;
 use crate::netdev;
@@ -452,17 +452,17 @@ impl Daemon {
         for _ in 0..BATCH / SLOTS {
             let Ok(n) = self.batch.receive(self.members[i].sock.raw_fd()) else { break };
             let mut seen = Vec::new();
-            for frame in self.batch.frames().filter(|f| f.len() >= VNET_HDR_LEN + 14) {
-                if deliver {
+            for frame in self.batch.frames() {
+                let what = frames::inspect(frame.get(VNET_HDR_LEN..).unwrap_or_default());
+                if deliver && what != Seen::Malformed {
                     let _ = self.tap.write(frame);
                 }
-                let arp = frames::parse_arp(&frame[VNET_HDR_LEN..], false);
-                if arp.is_some() || arp_monitor {
-                    seen.push(arp);
+                if what != Seen::Other || arp_monitor {
+                    seen.push(what);
                 }
             }
-            for arp in seen {
-                self.watch_frame(i, arp);
+            for what in seen {
+                self.watch_frame(i, what);
             }
             if n < SLOTS {
                 break; // the socket is drained
@@ -470,19 +470,21 @@ impl Daemon {
         }
     }
 
-    /// Shows a received frame to the ARP monitor (`None`: not ARP): ARP always, other
-    /// traffic at most every 10 ms (enough for "heard something lately").
-    fn watch_frame(&mut self, i: usize, arp: Option<rbond_core::ArpFrame>) {
+    /// Shows a received frame to the engine: ARP and malformed frames always, other traffic
+    /// at most every 10 ms (enough for the ARP monitor's "heard something lately").
+    fn watch_frame(&mut self, i: usize, what: Seen) {
         let now = self.now();
         let slave = self.members[i].name.clone();
-        match arp {
-            Some(frame) => drop(self.bond.handle(now, Input::Arp { slave, frame })),
-            None if self.members[i].last_rx_note.is_none_or(|t| now.saturating_since(t) > Duration::from_millis(10)) => {
+        let input = match what {
+            Seen::Arp(frame) => Input::Arp { slave, frame },
+            Seen::Malformed => Input::BadFrame { slave },
+            Seen::Other if self.members[i].last_rx_note.is_none_or(|t| now.saturating_since(t) > Duration::from_millis(10)) => {
                 self.members[i].last_rx_note = Some(now);
-                drop(self.bond.handle(now, Input::Rx { slave }));
+                Input::Rx { slave }
             }
-            None => {}
-        }
+            Seen::Other => return,
+        };
+        drop(self.bond.handle(now, input));
     }
 
     fn link_event(&mut self, ev: LinkEvent) {

@@ -77,6 +77,24 @@ pub fn unsolicited_na(src: Mac, ip: Ipv6Addr) -> Vec<u8> {
     ethernet(Mac([0x33, 0x33, 0, 0, 0, 1]), src, ETH_P_IPV6, &ip6)
 }
 
+/// What a received Ethernet frame (no vnet header) means to the bond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Arp(ArpFrame),
+    /// Any other well-formed frame.
+    Other,
+    /// Shorter than an Ethernet header, or ARP that does not parse.
+    Malformed,
+}
+
+pub fn inspect(frame: &[u8]) -> Seen {
+    match (frame.get(12..14), parse_arp(frame, false)) {
+        (_, Some(arp)) => Seen::Arp(arp),
+        (Some([0x08, 0x06]), None) | (None, _) => Seen::Malformed,
+        (Some(_), None) => Seen::Other,
+    }
+}
+
 /// The ARP fields of an Ethernet frame (no vnet header), if it is an Ethernet/IPv4 ARP
 /// with sane lengths. Anything else, however malformed, is simply not ARP.
 pub fn parse_arp(frame: &[u8], outgoing: bool) -> Option<ArpFrame> {
@@ -110,6 +128,18 @@ mod tests {
         assert_eq!((a.op, a.sender_mac, a.sender_ip, a.target_ip), (ArpOp::Request, US, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 254)));
         let g = parse_arp(&gratuitous_arp(US, Ipv4Addr::new(10, 0, 0, 1))[VNET_HDR_LEN..], false).unwrap();
         assert_eq!(g.sender_ip, g.target_ip);
+    }
+
+    #[test]
+    fn frames_are_told_apart() {
+        let probe = arp_probe(US, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let eth = &probe[VNET_HDR_LEN..];
+        assert!(matches!(inspect(eth), Seen::Arp(_)));
+        assert_eq!(inspect(&eth[..20]), Seen::Malformed, "truncated ARP");
+        assert_eq!(inspect(&eth[..10]), Seen::Malformed, "no Ethernet header");
+        let mut ipv4 = eth.to_vec();
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert_eq!(inspect(&ipv4), Seen::Other);
     }
 
     #[test]

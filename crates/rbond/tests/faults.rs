@@ -201,7 +201,8 @@ fn the_control_socket_serves_a_crowd_and_refuses_strangers() {
 
 /// Frames no one should send: truncated and garbage frames, ARP with bogus lengths or
 /// opcodes, forged replies from a stranger, and a flood of ARP on the backup. Nothing
-/// crashes, the validating ARP monitor is not fooled, and no failover happens.
+/// crashes, the validating ARP monitor is not fooled, no failover happens, and the status
+/// report counts what was refused and what did not parse.
 #[test]
 fn hostile_frames_change_nothing() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
@@ -250,4 +251,10 @@ fn hostile_frames_change_nothing() {
     let lines = net.log_lines().unwrap();
     assert!(!lines[lines_before..].iter().any(|l| l.contains("definitely up")), "no false recovery: {lines:#?}");
     assert_eq!(get(&net, "mode"), "active-backup 1", "the daemon is alive");
+    // 3,000 forged replies and 6,000 unparseable ARP frames went out, half to each slave.
+    let total = |field: &str| ["eth0", "eth1"].iter().map(|s| slave(&r, s)[field].as_u64().unwrap()).sum::<u64>();
+    let (rejected, bad) = (total("arp_rejected"), total("bad_frames"));
+    // (Plus a few of the bond's own probes relayed back before the peer went quiet.)
+    assert!((2500..=3100).contains(&rejected), "forged replies refused: {rejected}");
+    assert!((5000..=6000 + 3000).contains(&bad), "unparseable frames: {bad}");
 }
