@@ -158,8 +158,8 @@ impl Daemon {
         (h, fds)
     }
 
-    /// Carries on a predecessor's bond. If the handover cannot be read, the slaves are put
-    /// back from the state file instead and the error says why.
+    /// Carries on a predecessor's bond. If the handover cannot be read or used, the slaves
+    /// are put back from the state file instead and the error says why.
     pub(super) fn adopt(cfg: &super::Config, path: &Path) -> anyhow::Result<Daemon> {
         let mut log = Logger::new(&cfg.bond, cfg.foreground, &cfg.syslog);
         let read = std::fs::read(path).with_context(|| path.display().to_string());
@@ -169,7 +169,8 @@ impl Daemon {
             Ok(h) => return Err(give_up(cfg, &mut log, anyhow::anyhow!("handover format {} is not {FORMAT}", h.format))),
             Err(e) => return Err(give_up(cfg, &mut log, e)),
         };
-        Daemon::resume(cfg, log, h)
+        // A descriptor that did not survive the exec is as bad as an unreadable file.
+        Daemon::resume(cfg, log, h).map_err(|e| give_up(cfg, &mut Logger::new(&cfg.bond, cfg.foreground, &cfg.syslog), e))
     }
 
     fn resume(cfg: &super::Config, mut log: Logger, h: Handover) -> anyhow::Result<Daemon> {
