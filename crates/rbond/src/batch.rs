@@ -52,8 +52,8 @@ impl Batch {
 
     /// Fills the batch from `fd` with one recvmmsg; returns how many frames came.
     pub fn receive(&mut self, fd: i32) -> io::Result<usize> {
-        let mut iovs: Vec<libc::iovec> =
-            self.bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
+        let mut iovs: [libc::iovec; SLOTS] =
+            std::array::from_fn(|i| libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: FRAME_ROOM });
         let mut msgs = headers(&mut iovs);
         let n = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), SLOTS as u32, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
         let n = crate::packet_socket::nonblocking(n as isize)?.unwrap_or(0);
@@ -67,27 +67,24 @@ impl Batch {
     /// Sends every frame in the batch to `fd` with one sendmmsg. Frames the socket has no room
     /// for are dropped, as a NIC with a full queue drops them.
     pub fn send(&mut self, fd: i32) -> io::Result<()> {
-        let mut iovs: Vec<libc::iovec> = self
-            .bufs
-            .iter_mut()
-            .zip(&self.lens)
-            .take(self.filled)
-            .map(|(b, n)| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: *n })
-            .collect();
+        let mut iovs: [libc::iovec; SLOTS] =
+            std::array::from_fn(|i| libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: self.lens[i] });
         let mut msgs = headers(&mut iovs);
-        let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), msgs.len() as u32, libc::MSG_DONTWAIT) };
+        let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), self.filled as u32, libc::MSG_DONTWAIT) };
         crate::packet_socket::nonblocking(n as isize).map(drop)
     }
 }
 
-/// One message header per buffer, each naming its single iovec.
-fn headers(iovs: &mut [libc::iovec]) -> Vec<libc::mmsghdr> {
-    iovs.iter_mut()
-        .map(|iov| {
-            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+/// One message header per buffer, each naming its single iovec; built on the stack, so the
+/// hot path allocates nothing.
+fn headers(iovs: &mut [libc::iovec; SLOTS]) -> [libc::mmsghdr; SLOTS] {
+    let mut slots = iovs.iter_mut();
+    std::array::from_fn(|_| {
+        let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        if let Some(iov) = slots.next() {
             h.msg_hdr.msg_iov = iov;
             h.msg_hdr.msg_iovlen = 1;
-            h
-        })
-        .collect()
+        }
+        h
+    })
 }
