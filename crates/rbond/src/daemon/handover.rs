@@ -161,16 +161,17 @@ impl Daemon {
     /// Carries on a predecessor's bond. If the handover cannot be read or used, the slaves
     /// are put back from the state file instead and the error says why.
     pub(super) fn adopt(cfg: &super::Config, path: &Path) -> anyhow::Result<Daemon> {
-        let mut log = Logger::new(&cfg.bond, cfg.foreground, &cfg.syslog);
         let read = std::fs::read(path).with_context(|| path.display().to_string());
         let _ = std::fs::remove_file(path);
-        let h: Handover = match read.and_then(|d| serde_json::from_slice::<Handover>(&d).context("unreadable handover")) {
-            Ok(h) if h.format == FORMAT => h,
-            Ok(h) => return Err(give_up(cfg, &mut log, anyhow::anyhow!("handover format {} is not {FORMAT}", h.format))),
-            Err(e) => return Err(give_up(cfg, &mut log, e)),
-        };
-        // A descriptor that did not survive the exec is as bad as an unreadable file.
-        Daemon::resume(cfg, log, h).map_err(|e| give_up(cfg, &mut Logger::new(&cfg.bond, cfg.foreground, &cfg.syslog), e))
+        let logger = || Logger::new(&cfg.bond, cfg.foreground, &cfg.syslog);
+        read.and_then(|d| serde_json::from_slice::<Handover>(&d).context("unreadable handover"))
+            .and_then(|h| match h.format {
+                FORMAT => Ok(h),
+                other => Err(anyhow::anyhow!("handover format {other} is not {FORMAT}")),
+            })
+            // A descriptor that did not survive the exec is as bad as an unreadable file.
+            .and_then(|h| Daemon::resume(cfg, logger(), h))
+            .map_err(|e| give_up(cfg, &mut logger(), e))
     }
 
     fn resume(cfg: &super::Config, mut log: Logger, h: Handover) -> anyhow::Result<Daemon> {
