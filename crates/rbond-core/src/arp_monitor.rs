@@ -78,10 +78,7 @@ impl Bond {
     }
 
     pub(crate) fn bad_frame(&mut self, name: &str) -> Result<(), Error> {
-        self.require_slave(name)?;
-        if let Some(s) = self.slave_mut(name) {
-            s.bad_frames += 1;
-        }
+        self.slave_mut(name).ok_or_else(|| Error::NotSlave(name.to_string()))?.bad_frames += 1;
         Ok(())
     }
 

@@ -153,7 +153,7 @@ fn bring_up(lab: &mut Lab, path: Contender, opts: &[&str]) -> anyhow::Result<Bon
             // Its netdev datapath reads frames without their checksum state: a peer that
             // leaves checksums to offload sends it frames it cannot deliver (UDP is dropped,
             // TCP stalls), so the peer computes them itself, as OVS users are told to do.
-            run("ip", &["netns", "exec", &lab.peer(), "ethtool", "-K", "eth0", "tx", "off"])?;
+            ip(&["netns", "exec", &lab.peer(), "ethtool", "-K", "eth0", "tx", "off"])?;
             return Ok(Bond::Ovs(Ovs::start(lab, opts)?));
         }
         Contender::Kernel | Contender::Userspace => {}

@@ -451,17 +451,15 @@ impl Daemon {
             && (self.bond.options().all_slaves_active() || self.active.as_deref() == Some(self.members[i].name.as_str()));
         for _ in 0..BATCH / SLOTS {
             let Ok(n) = self.batch.receive(self.members[i].sock.raw_fd()) else { break };
-            let mut seen = Vec::new();
-            for frame in self.batch.frames() {
-                let what = frames::inspect(frame.get(VNET_HDR_LEN..).unwrap_or_default());
-                if deliver && what != Seen::Malformed {
+            // What each frame was, kept on the stack until the batch's buffers are free again.
+            let mut seen = [Seen::Other; SLOTS];
+            for (what, frame) in seen.iter_mut().zip(self.batch.frames()) {
+                *what = frames::inspect(frame.get(VNET_HDR_LEN..).unwrap_or_default());
+                if deliver && *what != Seen::Malformed {
                     let _ = self.tap.write(frame);
                 }
-                if what != Seen::Other || arp_monitor {
-                    seen.push(what);
-                }
             }
-            for what in seen {
+            for what in seen.into_iter().take(n).filter(|w| *w != Seen::Other || arp_monitor) {
                 self.watch_frame(i, what);
             }
             if n < SLOTS {
