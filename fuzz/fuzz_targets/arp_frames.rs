@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((first, frame)) = data.split_first() else { return };
-    let Some(arp) = rbond::frames::parse_arp(frame, first & 1 == 1) else { return };
+    let Some(arp) = rbond::net::frames::parse_arp(frame, first & 1 == 1) else { return };
     assert!(frame.len() >= 42, "accepted a {} byte frame", frame.len());
     let at = |o: usize| Ipv4Addr::new(frame[o], frame[o + 1], frame[o + 2], frame[o + 3]);
     assert_eq!(arp.sender_ip, at(28));

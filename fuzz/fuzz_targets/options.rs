@@ -2,7 +2,7 @@
 //! is taken or refused with a message, never a panic.
 #![no_main]
 
-use rbond_core::{Bond, Command, Input, Instant, LinkInfo, Mac, Options, SlaveSpec};
+use rbond_core::{Bond, Command, Input, Instant, LinkInfo, Mac, Options, SlaveId, SlaveSpec};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -14,7 +14,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(mut bond) = Bond::new("bond0", opts) else { return };
     let mut now = Instant::ZERO;
     for (i, name) in ["eth0", "eth1"].into_iter().enumerate() {
-        let spec = SlaveSpec { name: name.into(), mac: Mac([2, 0, 0, 0, 0, i as u8]), link: LinkInfo::up() };
+        let spec = SlaveSpec {
+            id: SlaveId(i as u32 + 2),
+            name: name.into(),
+            mac: Mac([2, 0, 0, 0, 0, i as u8]),
+            link: LinkInfo::up(),
+        };
         let _ = bond.handle(now, Input::Enslave(spec));
     }
     let _ = bond.handle(now, Input::Command(Command::Up));

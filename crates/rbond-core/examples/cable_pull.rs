@@ -18,7 +18,12 @@ fn main() {
     }
     sim.at(50).carrier("eth0", true);
     sim.at(60).carrier("eth1", true);
-    let steps = [("pull eth1", "eth1", false), ("replug eth1", "eth1", true), ("pull eth0", "eth0", false), ("replug eth0", "eth0", true)];
+    let steps = [
+        ("pull eth1", "eth1", false),
+        ("replug eth1", "eth1", true),
+        ("pull eth0", "eth0", false),
+        ("replug eth0", "eth0", true),
+    ];
     let mut t = 5_000;
     for (what, nic, up) in steps {
         sim.at(t);

@@ -24,11 +24,7 @@ impl Ipv4Cidr {
 /// The source address for a probe to `target`: the bond's address on the target's subnet,
 /// else its first address, else 0.0.0.0 (the kernel's choices for a route through the bond).
 pub(crate) fn probe_source(addrs: &[Ipv4Cidr], target: Ipv4Addr) -> Ipv4Addr {
-    addrs
-        .iter()
-        .find(|a| a.contains(target))
-        .or(addrs.first())
-        .map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr)
+    addrs.iter().find(|a| a.contains(target)).or(addrs.first()).map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr)
 }
 
 #[cfg(test)]
@@ -37,10 +33,7 @@ mod tests {
 
     #[test]
     fn source_prefers_the_targets_subnet() {
-        let a = [
-            Ipv4Cidr::new(Ipv4Addr::new(192, 0, 2, 1), 24),
-            Ipv4Cidr::new(Ipv4Addr::new(198, 51, 100, 1), 24),
-        ];
+        let a = [Ipv4Cidr::new(Ipv4Addr::new(192, 0, 2, 1), 24), Ipv4Cidr::new(Ipv4Addr::new(198, 51, 100, 1), 24)];
         assert_eq!(probe_source(&a, Ipv4Addr::new(198, 51, 100, 9)), Ipv4Addr::new(198, 51, 100, 1));
         assert_eq!(probe_source(&a, Ipv4Addr::new(203, 0, 113, 9)), Ipv4Addr::new(192, 0, 2, 1));
         assert_eq!(probe_source(&[], Ipv4Addr::new(203, 0, 113, 9)), Ipv4Addr::UNSPECIFIED);

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use core::time::Duration;
 
 use crate::address::probe_source;
-use crate::bond::{Action, ArpFrame, ArpOp, Bond, Error, Monitor};
+use crate::bond::{Action, ArpFrame, ArpOp, Bond, Error, Monitor, SlaveId};
 use crate::event::Event;
 use crate::options::ArpAllTargets;
 use crate::slave::{LinkState, Slave};
@@ -45,51 +45,53 @@ impl Bond {
         self.up && self.monitor() == Monitor::Arp
     }
 
-    pub(crate) fn rx_seen(&mut self, now: Instant, name: &str) -> Result<(), Error> {
-        let backup = self.require_slave(name)?.backup;
+    pub(crate) fn rx_seen(&mut self, now: Instant, id: SlaveId) -> Result<(), Error> {
+        let backup = self.require(id)?.backup;
         let v = self.opts.arp_validate;
         if self.arp_rx_counted() && !v.applies_to(backup) && !v.filters() {
-            self.touch_rx(name, now);
+            self.touch_rx(id, now);
         }
         Ok(())
     }
 
-    pub(crate) fn arp_seen(&mut self, now: Instant, name: &str, f: &ArpFrame) -> Result<(), Error> {
-        let backup = self.require_slave(name)?.backup;
+    pub(crate) fn arp_seen(&mut self, now: Instant, id: SlaveId, f: &ArpFrame) -> Result<(), Error> {
+        let backup = self.require(id)?.backup;
         if !self.arp_rx_counted() || f.outgoing {
             return Ok(());
         }
         if !self.opts.arp_validate.applies_to(backup) {
-            self.touch_rx(name, now);
+            self.touch_rx(id, now);
             return Ok(());
         }
         let counted = if !backup {
-            self.validate_arp(now, name, f.sender_ip, f.target_ip)
+            self.validate_arp(now, id, f.sender_ip, f.target_ip)
         } else if self.active_heard_since_up() {
             // A backup hears our own request, relayed by the switch: the roles are swapped.
-            self.validate_arp(now, name, f.target_ip, f.sender_ip)
+            self.validate_arp(now, id, f.target_ip, f.sender_ip)
         } else {
-            f.op == ArpOp::Reply && self.arp_slave_probed_lately(now) && self.validate_arp(now, name, f.sender_ip, f.target_ip)
+            f.op == ArpOp::Reply
+                && self.arp_slave_probed_lately(now)
+                && self.validate_arp(now, id, f.sender_ip, f.target_ip)
         };
-        if let Some(s) = self.slave_mut(name).filter(|_| !counted) {
+        if let Some(s) = self.slave_mut(id).filter(|_| !counted) {
             s.arp_rejected += 1;
         }
         Ok(())
     }
 
-    pub(crate) fn bad_frame(&mut self, name: &str) -> Result<(), Error> {
-        self.slave_mut(name).ok_or_else(|| Error::NotSlave(name.to_string()))?.bad_frames += 1;
+    pub(crate) fn bad_frame(&mut self, id: SlaveId) -> Result<(), Error> {
+        self.slave_mut(id).ok_or(Error::NoSuchSlave(id.0))?.bad_frames += 1;
         Ok(())
     }
 
-    fn touch_rx(&mut self, name: &str, now: Instant) {
-        if let Some(s) = self.slave_mut(name) {
+    fn touch_rx(&mut self, id: SlaveId, now: Instant) {
+        if let Some(s) = self.slave_mut(id) {
             s.last_rx = Some(now);
         }
     }
 
     fn active_heard_since_up(&self) -> bool {
-        let Some(a) = self.active.as_deref().and_then(|a| self.slave(a)) else { return false };
+        let Some(a) = self.active.and_then(|a| self.slave(a)) else { return false };
         match (self.effective_last_rx(a), a.last_link_up) {
             (Some(rx), Some(up)) => rx > up,
             (Some(_), None) => true,
@@ -98,18 +100,18 @@ impl Bond {
     }
 
     fn arp_slave_probed_lately(&self, now: Instant) -> bool {
-        let Some(c) = self.arp_slave.as_deref().and_then(|c| self.slave(c)) else { return false };
+        let Some(c) = self.arp_slave.and_then(|c| self.slave(c)) else { return false };
         self.in_interval(now, c.last_tx, 1)
     }
 
     /// Counts the frame if it is from a target (`sip`) to one of the bond's own addresses;
     /// says whether it did.
-    fn validate_arp(&mut self, now: Instant, name: &str, sip: Ipv4Addr, tip: Ipv4Addr) -> bool {
+    fn validate_arp(&mut self, now: Instant, id: SlaveId, sip: Ipv4Addr, tip: Ipv4Addr) -> bool {
         let ours = self.addrs.iter().any(|a| a.addr == tip);
         if sip.is_unspecified() || !ours || !self.opts.arp_targets.contains(&sip) {
             return false;
         }
-        if let Some(s) = self.slave_mut(name) {
+        if let Some(s) = self.slave_mut(id) {
             s.last_rx = Some(now);
             s.note_target_rx(sip, now);
         }
@@ -136,7 +138,7 @@ impl Bond {
         self.peer_notify_arp_tick();
     }
 
-    fn arp_inspect(&self, now: Instant) -> Vec<(String, Proposal)> {
+    fn arp_inspect(&self, now: Instant) -> Vec<(SlaveId, Proposal)> {
         let missed = u32::from(self.opts.arp_missed_max);
         let mut out = Vec::new();
         for s in &self.slaves {
@@ -152,37 +154,36 @@ impl Bond {
             } else {
                 // Backups are judged only while no candidate is being probed, and get one
                 // interval more; the active must both send and hear.
-                let backup_silent =
-                    s.backup && self.arp_slave.is_none() && !self.in_interval(now, last_rx, missed + 1);
-                let active_silent = !s.backup
-                    && (!self.in_interval(now, s.last_tx, missed) || !self.in_interval(now, last_rx, missed));
+                let backup_silent = s.backup && self.arp_slave.is_none() && !self.in_interval(now, last_rx, missed + 1);
+                let active_silent =
+                    !s.backup && (!self.in_interval(now, s.last_tx, missed) || !self.in_interval(now, last_rx, missed));
                 (backup_silent || active_silent).then_some(Proposal::Down)
             };
-            out.extend(proposal.map(|p| (s.name.clone(), p)));
+            out.extend(proposal.map(|p| (s.id, p)));
         }
         out
     }
 
-    fn arp_commit(&mut self, now: Instant, proposals: Vec<(String, Proposal)>) {
+    fn arp_commit(&mut self, now: Instant, proposals: Vec<(SlaveId, Proposal)>) {
         let mut failover = false;
-        for (name, p) in proposals {
+        for (id, p) in proposals {
             match p {
-                Proposal::Up if !self.is_active(&name) => failover |= self.arp_commit_up(&name),
+                Proposal::Up if !self.is_active(id) => failover |= self.arp_commit_up(id),
                 Proposal::Up => {}
                 Proposal::Down => {
-                    if let Some(s) = self.slave_mut(&name) {
+                    if let Some(s) = self.slave_mut(id) {
                         s.count_failure();
                         s.link = LinkState::Down;
                         s.backup = true;
                     }
-                    self.log(Event::LinkDown { slave: name.clone() });
-                    if self.is_active(&name) {
+                    self.log(Event::LinkDown { slave: self.name_of(id) });
+                    if self.is_active(id) {
                         self.retire_arp_candidate();
                         failover = true;
                     }
                 }
                 Proposal::Fail => {
-                    if let Some(s) = self.slave_mut(&name) {
+                    if let Some(s) = self.slave_mut(id) {
                         s.link = LinkState::Fail;
                         s.backup = true;
                     }
@@ -199,27 +200,27 @@ impl Bond {
 
     /// Ends the current probe candidate's turn: it goes back to being a backup.
     pub(crate) fn retire_arp_candidate(&mut self) {
-        if let Some(s) = self.arp_slave.take().and_then(|c| self.slave_mut(&c)) {
+        if let Some(s) = self.arp_slave.take().and_then(|c| self.slave_mut(c)) {
             s.backup = true;
         }
     }
 
     /// Returns whether the slave coming up should trigger a reselection.
-    fn arp_commit_up(&mut self, name: &str) -> bool {
+    fn arp_commit_up(&mut self, id: SlaveId) -> bool {
         self.retire_arp_candidate();
-        if let Some(s) = self.slave_mut(name) {
+        if let Some(s) = self.slave_mut(id) {
             s.link = LinkState::Up;
         }
-        self.log(Event::LinkUp { slave: name.to_string() });
-        self.up_wants_failover(name)
+        self.log(Event::LinkUp { slave: self.name_of(id) });
+        self.up_wants_failover(id)
     }
 
     fn arp_probe(&mut self, now: Instant) {
-        if let (Some(c), Some(a)) = (self.arp_slave.clone(), self.active.clone()) {
-            self.log(Event::ProbeBad { arp_slave: c, active: a });
+        if let (Some(c), Some(a)) = (self.arp_slave, self.active) {
+            self.log(Event::ProbeBad { arp_slave: self.name_of(c), active: self.name_of(a) });
         }
-        if let Some(a) = self.active.clone() {
-            self.send_probes(now, &a);
+        if let Some(a) = self.active {
+            self.send_probes(now, a);
             return;
         }
         self.rotate_candidate(now);
@@ -227,45 +228,46 @@ impl Bond {
 
     /// With no active slave, probe the next usable slave after the current candidate.
     fn rotate_candidate(&mut self, now: Instant) {
-        let Some(current) = self.arp_slave.clone().or_else(|| self.slaves.first().map(|s| s.name.clone())) else {
+        let Some(current) = self.arp_slave.or_else(|| self.slaves.first().map(|s| s.id)) else {
             return;
         };
         let (mut found, mut before, mut next) = (false, None, None);
         for i in 0..self.slaves.len() {
             let usable = self.slaves[i].hw.carrier;
-            let name = self.slaves[i].name.clone();
+            let id = self.slaves[i].id;
             if !found && before.is_none() && usable {
-                before = Some(name.clone());
+                before = Some(id);
             }
             if found && next.is_none() && usable {
-                next = Some(name.clone());
+                next = Some(id);
             }
             if !usable && self.slaves[i].link == LinkState::Up {
                 let s = &mut self.slaves[i];
                 s.link = LinkState::Down;
                 s.count_failure();
                 s.backup = true;
-                self.log(Event::BackupDown { slave: name.clone() });
+                let slave = s.name.clone();
+                self.log(Event::BackupDown { slave });
             }
-            found |= name == current;
+            found |= id == current;
         }
         let Some(cand) = next.or(before) else { return };
-        if let Some(s) = self.slave_mut(&cand) {
+        if let Some(s) = self.slave_mut(cand) {
             s.link = LinkState::Back;
             s.backup = false;
         }
-        self.send_probes(now, &cand);
-        if let Some(s) = self.slave_mut(&cand) {
+        self.send_probes(now, cand);
+        if let Some(s) = self.slave_mut(cand) {
             s.last_link_up = Some(now);
         }
         self.arp_slave = Some(cand);
     }
 
-    fn send_probes(&mut self, now: Instant, slave: &str) {
+    fn send_probes(&mut self, now: Instant, slave: SlaveId) {
         let targets = self.opts.arp_targets.clone();
         for target in targets {
             let source = probe_source(&self.addrs, target);
-            self.push(Action::SendArpProbe { slave: slave.to_string(), target, source });
+            self.push(Action::SendArpProbe { slave, target, source });
             if let Some(s) = self.slave_mut(slave) {
                 s.last_tx = Some(now);
             }

@@ -13,6 +13,12 @@ use crate::mac::Mac;
 use crate::options::{OptionError, Options};
 use crate::slave::{LinkInfo, LinkState, Slave, SlaveSpec};
 use crate::time::{Instant, ms};
+use crate::timer::{Timer, TimerTable};
+
+/// The caller's handle for a slave, chosen when it is enslaved (the daemon uses the interface
+/// index). Names are for people: log lines and reports; ids are for everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SlaveId(pub u32);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,15 +39,22 @@ pub struct ArpFrame {
     pub outgoing: bool,
 }
 
-/// An administrative request: ifenslave's verbs, sysfs writes, bond up and down.
+/// An administrative request: ifenslave's verbs, sysfs writes, bond up and down. Slaves are
+/// named here, as administrators name them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Up,
     Down,
-    /// `ifenslave -c` / writing `active_slave`; an empty name clears the active slave.
+    /// `ifenslave -c`: make this slave the active one; an empty name clears the active slave.
     ChangeActive(String),
-    SetOption { name: String, value: String },
-    SetPrio { slave: String, prio: i32 },
+    SetOption {
+        name: String,
+        value: String,
+    },
+    SetPrio {
+        slave: String,
+        prio: i32,
+    },
     /// Someone set the bond device's MAC.
     SetBondMac(Mac),
     /// The bond is being deleted: release every slave without reselecting.
@@ -51,39 +64,68 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Enslave(SlaveSpec),
-    Release(String),
+    Release(SlaveId),
     /// The slave's device reported its link (carrier, speed, duplex).
-    Link { slave: String, link: LinkInfo },
-    Arp { slave: String, frame: ArpFrame },
+    Link {
+        slave: SlaveId,
+        link: LinkInfo,
+    },
+    Arp {
+        slave: SlaveId,
+        frame: ArpFrame,
+    },
     /// Any other frame arrived on the slave.
-    Rx { slave: String },
+    Rx {
+        slave: SlaveId,
+    },
     /// A frame arrived that could not be parsed (too short, or ARP with bogus lengths); it
     /// is only counted.
-    BadFrame { slave: String },
+    BadFrame {
+        slave: SlaveId,
+    },
     /// The bond's IPv4 addresses changed.
     Addresses(Vec<Ipv4Cidr>),
     Command(Command),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", content = "name", rename_all = "lowercase")]
+#[serde(tag = "kind", content = "slave", rename_all = "lowercase")]
 pub enum MacTarget {
     Bond,
-    Slave(String),
+    Slave(SlaveId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// The slave becomes the active one: send and receive through it.
-    Activate { slave: String },
+    Activate {
+        slave: SlaveId,
+    },
     /// The slave becomes a backup: send nothing through it, drop what it receives.
-    Deactivate { slave: String },
-    SetMac { target: MacTarget, mac: Mac },
-    SetCarrier { up: bool },
-    SendArpProbe { slave: String, target: Ipv4Addr, source: Ipv4Addr },
+    Deactivate {
+        slave: SlaveId,
+    },
+    SetMac {
+        target: MacTarget,
+        mac: Mac,
+    },
+    SetCarrier {
+        up: bool,
+    },
+    SendArpProbe {
+        slave: SlaveId,
+        target: Ipv4Addr,
+        source: Ipv4Addr,
+    },
     /// Announce the bond's addresses (gratuitous ARP, unsolicited NA) through the slave.
-    NotifyPeers { slave: String },
+    NotifyPeers {
+        slave: SlaveId,
+    },
+    /// Send the host's multicast membership reports (IGMP, MLD) through the slave.
+    ResendIgmp {
+        slave: SlaveId,
+    },
     Log(Event),
 }
 
@@ -99,6 +141,8 @@ pub enum Error {
     AlreadySlave(String),
     #[error("{0} not enslaved")]
     NotSlave(String),
+    #[error("slave {0} not enslaved")]
+    NoSuchSlave(u32),
     #[error("Could not set {0} as active slave; either {0} is down or the link is down")]
     CannotActivate(String),
 }
@@ -121,11 +165,21 @@ pub(crate) enum Monitor {
     Arp,
 }
 
-/// One active-backup bond. See the crate documentation for how to drive it.
+/// One active-backup bond.
 ///
-/// It serializes whole (with its pending actions drained): a daemon that re-executes itself
-/// hands the bond to its successor, which carries on with the same delays, counts and active
-/// slave as long as its clock continues from the same origin.
+/// # How to drive it
+///
+/// 1. Feed each [`Input`] with [`Bond::handle`], stamped with the time it happened; on error
+///    nothing has changed.
+/// 2. Whenever [`Bond::poll_timeout`] says, call [`Bond::handle_timeout`] with the time then.
+/// 3. After either, drain [`Bond::poll_action`] until `None` and carry the actions out in that
+///    order: they are the bond's decisions, and the next input may depend on them having
+///    happened (a slave that was activated is the one whose ARP replies count).
+/// 4. Ask `poll_timeout` again: an input can move the deadline earlier or cancel it.
+///
+/// Time only moves forward, and `now` must come from one monotonic clock; the engine reads
+/// none itself. The bond serializes whole (after its actions are drained): a successor that
+/// resumes it on the same clock carries on with the same delays, counts and active slave.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bond {
     pub(crate) name: String,
@@ -133,12 +187,14 @@ pub struct Bond {
     pub(crate) slaves: Vec<Slave>,
     pub(crate) up: bool,
     pub(crate) carrier: bool,
-    pub(crate) active: Option<String>,
+    pub(crate) active: Option<SlaveId>,
     /// The ARP monitor's probe candidate while no slave is active.
-    pub(crate) arp_slave: Option<String>,
+    pub(crate) arp_slave: Option<SlaveId>,
     pub(crate) force_primary: bool,
     pub(crate) peer_notif_left: u32,
-    pub(crate) next_tick: Option<Instant>,
+    #[serde(default)]
+    pub(crate) igmp_left: u32,
+    pub(crate) timers: TimerTable,
     pub(crate) mac: Option<Mac>,
     pub(crate) mac_origin: MacOrigin,
     pub(crate) addrs: Vec<Ipv4Cidr>,
@@ -165,7 +221,8 @@ impl Bond {
             arp_slave: None,
             force_primary: false,
             peer_notif_left: 0,
-            next_tick: None,
+            igmp_left: 0,
+            timers: TimerTable::default(),
             mac: None,
             mac_origin: MacOrigin::Unset,
             addrs: Vec::new(),
@@ -183,35 +240,36 @@ impl Bond {
         &self.opts
     }
 
+    /// The active slave's id.
+    pub fn active(&self) -> Option<SlaveId> {
+        self.active
+    }
+
+    /// The active slave's name.
     pub fn active_slave(&self) -> Option<&str> {
-        self.active.as_deref()
+        self.active.and_then(|id| self.slave(id)).map(|s| s.name.as_str())
+    }
+
+    /// The id of the slave with this name.
+    pub fn slave_id(&self, name: &str) -> Option<SlaveId> {
+        self.slave_by_name(name).map(|s| s.id)
     }
 
     /// Feeds one input that happened at `now`. On error nothing has changed.
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<(), Error> {
         let result = self.dispatch(now, input);
-        self.skip_idle_ticks(now);
+        self.schedule(now);
         result
-    }
-
-    /// Ticks nobody was woken for (see `poll_timeout`) had nothing to do: the next one keeps
-    /// its phase but lies ahead of `now`.
-    fn skip_idle_ticks(&mut self, now: Instant) {
-        let period = self.miimon_interval();
-        if let Some(t) = self.next_tick.filter(|t| *t <= now && self.monitor() == Monitor::Mii && !period.is_zero()) {
-            let behind = now.saturating_since(t).as_nanos() / period.as_nanos() + 1;
-            self.next_tick = Some(t + period * u32::try_from(behind).unwrap_or(u32::MAX));
-        }
     }
 
     fn dispatch(&mut self, now: Instant, input: Input) -> Result<(), Error> {
         match input {
             Input::Enslave(spec) => self.enslave(now, spec),
-            Input::Release(slave) => self.release(now, &slave),
-            Input::Link { slave, link } => self.link_changed(now, &slave, link),
-            Input::Arp { slave, frame } => self.arp_seen(now, &slave, &frame),
-            Input::Rx { slave } => self.rx_seen(now, &slave),
-            Input::BadFrame { slave } => self.bad_frame(&slave),
+            Input::Release(slave) => self.release(now, slave),
+            Input::Link { slave, link } => self.link_changed(now, slave, link),
+            Input::Arp { slave, frame } => self.arp_seen(now, slave, &frame),
+            Input::Rx { slave } => self.rx_seen(now, slave),
+            Input::BadFrame { slave } => self.bad_frame(slave),
             Input::Addresses(addrs) => {
                 self.addrs = addrs;
                 Ok(())
@@ -220,30 +278,49 @@ impl Bond {
         }
     }
 
-    /// Runs whatever was due at or before `now`: a monitor tick, an expiring up/down delay.
+    /// Runs whatever was due at or before `now`: a monitor run, an expiring up/down delay, a
+    /// round of membership reports.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.next_tick.is_some_and(|t| t <= now) {
-            self.tick(now);
-        } else if self.delay_due(now) {
-            self.mii_pass(now);
+        while let Some(timer) = self.timers.take_expired(now) {
+            match timer {
+                Timer::Monitor => self.tick(now),
+                Timer::LinkDelay => self.mii_pass(now),
+                Timer::IgmpResend => self.igmp_round(now),
+            }
         }
+        self.schedule(now);
     }
 
-    /// When `handle_timeout` should be called next; `None` while nothing is scheduled.
-    ///
-    /// An MII tick with no delay counting down and no peer notification owed would find
-    /// nothing to do (carrier changes arrive as inputs and are inspected at once), so an idle
-    /// MII bond asks for no wake-up at all.
+    /// When `handle_timeout` should be called next; `None` while nothing is scheduled. An
+    /// idle MII bond asks for no wake-up at all: carrier changes arrive as inputs.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let delays = self.slaves.iter().filter_map(|s| s.delay_until);
-        let delays = delays.filter(|_| self.up && self.monitor() == Monitor::Mii);
-        let idle_mii = self.monitor() == Monitor::Mii && self.peer_notif_left == 0;
-        self.next_tick.filter(|_| !idle_mii).into_iter().chain(delays).min()
+        self.timers.next()
     }
 
     /// The next thing the bond wants done, in the order it decided them.
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// Re-arms the timers that follow from the state: delays counting down, and an MII tick
+    /// only while one has work.
+    fn schedule(&mut self, now: Instant) {
+        let mii = self.up && self.monitor() == Monitor::Mii;
+        match self.slaves.iter().filter_map(|s| s.delay_until).min().filter(|_| mii) {
+            Some(at) => self.timers.set(Timer::LinkDelay, at),
+            None => self.timers.stop(Timer::LinkDelay),
+        }
+        if mii {
+            let returning = self.active.is_none() && self.slaves.iter().any(|s| s.link == LinkState::Back);
+            let wanted = self.peer_notif_left > 0 || returning;
+            match (wanted, self.timers.is_set(Timer::Monitor)) {
+                (true, false) => self.timers.set(Timer::Monitor, now + self.miimon_interval()),
+                (false, _) => self.timers.stop(Timer::Monitor),
+                (true, true) => {}
+            }
+        }
     }
 
     pub(crate) fn monitor(&self) -> Monitor {
@@ -264,20 +341,33 @@ impl Bond {
         self.actions.push_back(action);
     }
 
-    pub(crate) fn slave(&self, name: &str) -> Option<&Slave> {
+    pub(crate) fn slave(&self, id: SlaveId) -> Option<&Slave> {
+        self.slaves.iter().find(|s| s.id == id)
+    }
+
+    pub(crate) fn slave_mut(&mut self, id: SlaveId) -> Option<&mut Slave> {
+        self.slaves.iter_mut().find(|s| s.id == id)
+    }
+
+    pub(crate) fn slave_by_name(&self, name: &str) -> Option<&Slave> {
         self.slaves.iter().find(|s| s.name == name)
     }
 
-    pub(crate) fn slave_mut(&mut self, name: &str) -> Option<&mut Slave> {
-        self.slaves.iter_mut().find(|s| s.name == name)
+    pub(crate) fn require(&self, id: SlaveId) -> Result<&Slave, Error> {
+        self.slave(id).ok_or(Error::NoSuchSlave(id.0))
     }
 
-    pub(crate) fn require_slave(&self, name: &str) -> Result<&Slave, Error> {
-        self.slave(name).ok_or_else(|| Error::NotSlave(name.to_string()))
+    /// A slave named by an administrator.
+    pub(crate) fn require_named(&self, name: &str) -> Result<&Slave, Error> {
+        self.slave_by_name(name).ok_or_else(|| Error::NotSlave(name.to_string()))
     }
 
-    pub(crate) fn is_active(&self, name: &str) -> bool {
-        self.active.as_deref() == Some(name)
+    pub(crate) fn name_of(&self, id: SlaveId) -> String {
+        self.slave(id).map(|s| s.name.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn is_active(&self, id: SlaveId) -> bool {
+        self.active == Some(id)
     }
 
     /// The enslaved interface named by the `primary` option, if any.
@@ -296,19 +386,18 @@ impl Bond {
             Monitor::Mii => {
                 self.mii_pass(now);
                 self.peer_notify_tick();
-                self.next_tick = Some(now + ms(self.opts.miimon));
             }
             Monitor::Arp => {
                 self.arp_tick(now);
-                self.next_tick = Some(now + ms(self.opts.arp_interval));
+                self.timers.set(Timer::Monitor, now + ms(self.opts.arp_interval));
             }
-            Monitor::None => self.next_tick = None,
+            Monitor::None => self.timers.stop(Timer::Monitor),
         }
     }
 
     /// (Re)starts monitoring after bond up or a monitor change: the first run is immediate.
     pub(crate) fn restart_monitor(&mut self, now: Instant) {
-        self.next_tick = None;
+        self.timers.stop(Timer::Monitor);
         if self.up {
             self.tick(now);
         }
@@ -319,11 +408,7 @@ impl Bond {
     /// On while any slave is up. The active slave also keeps it on while it counts down its
     /// `downdelay`: that delay exists to keep using the link, so traffic must not stop.
     pub(crate) fn update_carrier(&mut self) -> Option<bool> {
-        let active_failing = self
-            .active
-            .as_deref()
-            .and_then(|a| self.slave(a))
-            .is_some_and(|s| s.link == LinkState::Fail);
+        let active_failing = self.active.and_then(|a| self.slave(a)).is_some_and(|s| s.link == LinkState::Fail);
         let on = active_failing || self.slaves.iter().any(|s| s.link == LinkState::Up);
         if on == self.carrier {
             return None;

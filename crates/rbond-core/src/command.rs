@@ -2,26 +2,37 @@
 
 use crate::bond::{Bond, Command, Error};
 use crate::event::Event;
-use crate::options::{Mode, OptionError, OptionName, parse_choice};
+use crate::options::{Flags, OptionError, OptionName, Options};
 use crate::slave::LinkState;
 use crate::time::Instant;
+
+/// How a change of active slave was asked for: the sysfs file logs what it does, the
+/// ioctl behind `ifenslave -c` only the switch itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    Ioctl,
+    Sysfs,
+}
 
 impl Bond {
     pub(crate) fn command(&mut self, now: Instant, cmd: Command) -> Result<(), Error> {
         match cmd {
             Command::Up => self.set_up(now),
             Command::Down => self.set_down(),
-            Command::ChangeActive(name) => return self.change_active_by_admin(now, &name),
+            Command::ChangeActive(name) => return self.change_active_by_admin(now, &name, Asked::Ioctl),
             Command::SetOption { name, value } => return self.set_option(now, &name, &value),
             Command::SetPrio { slave, prio } => {
-                self.slave_mut(&slave).ok_or(Error::NotSlave(slave))?.prio = prio;
+                let id = self.require_named(&slave)?.id;
+                if let Some(s) = self.slave_mut(id) {
+                    s.prio = prio;
+                }
                 // With a primary set, prio does not take part in selection.
                 if self.primary_slave().is_none() {
                     self.select_active_slave(now);
                 }
             }
             Command::SetBondMac(mac) => self.set_mac_by_admin(mac),
-            Command::ReleaseAll => self.release_all(),
+            Command::ReleaseAll => self.release_all(now),
         }
         Ok(())
     }
@@ -31,8 +42,8 @@ impl Bond {
             return;
         }
         self.up = true;
-        let active = self.active.clone();
-        for s in self.slaves.iter_mut().filter(|s| Some(&s.name) != active.as_ref()) {
+        let active = self.active;
+        for s in self.slaves.iter_mut().filter(|s| Some(s.id) != active) {
             s.backup = true;
         }
         self.restart_monitor(now);
@@ -41,31 +52,43 @@ impl Bond {
     /// Monitors stop and pending notifications are dropped; slaves stay enslaved.
     fn set_down(&mut self) {
         self.up = false;
-        self.next_tick = None;
         self.peer_notif_left = 0;
+        self.igmp_left = 0;
+        self.timers = Default::default();
     }
 
-    /// `ifenslave -c`: accepted only while some slave is active and the new one is up.
-    fn change_active_by_admin(&mut self, now: Instant, name: &str) -> Result<(), Error> {
+    /// `ifenslave -c` or a write of `active_slave`: accepted only while some slave is active
+    /// and the new one is up.
+    fn change_active_by_admin(&mut self, now: Instant, name: &str, asked: Asked) -> Result<(), Error> {
+        let says = |bond: &mut Bond, e: Event| {
+            if asked == Asked::Sysfs {
+                bond.log(e);
+            }
+        };
         if name.is_empty() {
-            self.change_active(None);
+            says(self, Event::ActiveCleared);
+            self.change_active(now, None);
             self.select_active_slave(now);
             // A slave still in its downdelay kept the carrier only because it was active.
             self.update_carrier();
             return Ok(());
         }
-        let s = self.require_slave(name)?;
-        if self.is_active(name) {
+        let s = self.require_named(name)?;
+        let id = s.id;
+        if self.is_active(id) {
+            says(self, Event::AlreadyActive { slave: name.to_string() });
             return Ok(());
         }
         if self.active.is_none() || s.link != LinkState::Up || !s.hw.carrier {
+            says(self, Event::CannotActivate { slave: name.to_string() });
             return Err(Error::CannotActivate(name.to_string()));
         }
+        says(self, Event::ActiveSlaveSet { slave: name.to_string() });
         self.log(Event::MakingActive { slave: name.to_string() });
-        if let Some(s) = self.slave_mut(name) {
+        if let Some(s) = self.slave_mut(id) {
             s.last_link_up = Some(now);
         }
-        self.change_active(Some(name.to_string()));
+        self.change_active(now, Some(id));
         Ok(())
     }
 
@@ -73,19 +96,15 @@ impl Bond {
     /// logs and applying the change to a running bond at once.
     pub fn set_option(&mut self, now: Instant, name: &str, value: &str) -> Result<(), Error> {
         if matches!(name.trim(), "active_slave" | "active-slave") {
-            return self.change_active_by_admin(now, value.trim());
+            return self.change_active_by_admin(now, value.trim(), Asked::Sysfs);
         }
         let opt = OptionName::parse(name)?;
-        if opt == OptionName::Mode {
-            let mode: Mode = parse_choice("mode", value)?;
-            if mode == Mode::ActiveBackup && (self.up || !self.slaves.is_empty()) {
-                return Ok(()); // the value it already has
-            }
-        }
-        if opt.needs_no_slaves() && !self.slaves.is_empty() {
+        // The kernel checks what the bond's state allows before it looks at the value.
+        let flags = opt.info().flags;
+        if flags.has(Flags::NO_SLAVES) && !self.slaves.is_empty() {
             return Err(OptionError::HasSlaves(opt.as_str()).into());
         }
-        if opt.needs_bond_down() && self.up {
+        if flags.has(Flags::BOND_DOWN) && self.up {
             return Err(OptionError::BondUp(opt.as_str()).into());
         }
         let before = self.opts.clone();
@@ -96,7 +115,7 @@ impl Bond {
     }
 
     /// What a changed option does to a live bond.
-    fn apply_option(&mut self, now: Instant, opt: OptionName, before: &crate::options::Options) {
+    fn apply_option(&mut self, now: Instant, opt: OptionName, before: &Options) {
         match opt {
             OptionName::Miimon | OptionName::ArpInterval if self.monitor_settings_changed(before) => {
                 self.restart_monitor(now)
@@ -112,7 +131,7 @@ impl Bond {
         }
     }
 
-    fn monitor_settings_changed(&self, before: &crate::options::Options) -> bool {
+    fn monitor_settings_changed(&self, before: &Options) -> bool {
         before.miimon != self.opts.miimon || before.arp_interval != self.opts.arp_interval
     }
 

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::options::Delay;
+use crate::options::{Delay, OptionName};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -22,46 +22,129 @@ pub enum Level {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     // Selection and carrier.
-    MakingActive { slave: String },
-    MakingActiveEarlier { slave: String, ms: u64 },
+    MakingActive {
+        slave: String,
+    },
+    MakingActiveEarlier {
+        slave: String,
+        ms: u64,
+    },
     FirstActiveUp,
     NoActive,
     // Membership.
-    Enslaved { slave: String, active: bool, link_up: bool },
-    Released { slave: String, was_active: bool },
+    Enslaved {
+        slave: String,
+        active: bool,
+        link_up: bool,
+    },
+    Released {
+        slave: String,
+        was_active: bool,
+    },
     ReleasedAll,
-    PermHwaddrInUse { slave: String, mac: String },
+    PermHwaddrInUse {
+        slave: String,
+        mac: String,
+    },
     // MII and ARP monitors.
-    LinkDownDelayed { slave: String, active: bool, ms: u64 },
-    LinkUpAgain { slave: String, ms: u64 },
-    LinkUpDelayed { slave: String, ms: u64 },
-    LinkDownAgain { slave: String, ms: u64 },
-    LinkUp { slave: String },
-    LinkDown { slave: String },
-    BackupDown { slave: String },
-    ProbeBad { arp_slave: String, active: String },
+    LinkDownDelayed {
+        slave: String,
+        active: bool,
+        ms: u64,
+    },
+    LinkUpAgain {
+        slave: String,
+        ms: u64,
+    },
+    LinkUpDelayed {
+        slave: String,
+        ms: u64,
+    },
+    LinkDownAgain {
+        slave: String,
+        ms: u64,
+    },
+    LinkUp {
+        slave: String,
+    },
+    LinkDown {
+        slave: String,
+    },
+    BackupDown {
+        slave: String,
+    },
+    ProbeBad {
+        arp_slave: String,
+        active: String,
+    },
     // Creation (module load in the kernel: no bond name).
-    MiiMonitoringSet { ms: u32 },
-    ArpMonitoringSet { ms: u32, validate: &'static str, targets: Vec<Ipv4Addr> },
+    MiiMonitoringSet {
+        ms: u32,
+    },
+    ArpMonitoringSet {
+        ms: u32,
+        validate: &'static str,
+        targets: Vec<Ipv4Addr>,
+    },
     NoMonitor,
-    ArpIntervalWithoutTargets { ms: u32 },
+    ArpIntervalWithoutTargets {
+        ms: u32,
+    },
     // Runtime option changes.
-    DelayRounded { delay: Delay, given: u32, miimon: u32, rounded: u64 },
-    DelaySet { delay: Delay, ms: u64 },
-    DelayUpdated { delay: Delay, ms: u64 },
-    MiimonSet { ms: u32 },
+    DelayRounded {
+        delay: Delay,
+        given: u32,
+        miimon: u32,
+        rounded: u64,
+    },
+    DelaySet {
+        delay: Delay,
+        ms: u64,
+    },
+    DelayUpdated {
+        delay: Delay,
+        ms: u64,
+    },
+    MiimonSet {
+        ms: u32,
+    },
     ArpDisabledForMii,
-    ArpIntervalSet { ms: u32 },
+    ArpIntervalSet {
+        ms: u32,
+    },
     MiiDisabledForArp,
     ArpNoTargets,
     ModeSet,
-    PrimarySet { slave: String },
+    PrimarySet {
+        slave: String,
+    },
     PrimaryNone,
-    PrimaryRecorded { name: String },
-    ArpTargetAdded { target: Ipv4Addr },
-    ArpTargetRemoved { target: Ipv4Addr },
+    PrimaryRecorded {
+        name: String,
+    },
+    ArpTargetAdded {
+        target: Ipv4Addr,
+    },
+    ArpTargetRemoved {
+        target: Ipv4Addr,
+    },
     LastArpTargetRemoved,
-    ValueSet { option: &'static str, value: String },
+    /// An option without interactions took a new value (as its sysfs file now reads).
+    OptionSet {
+        option: OptionName,
+        value: String,
+    },
+    // Writing `active_slave` (ifenslave -c says none of these).
+    ActiveSlaveSet {
+        slave: String,
+    },
+    AlreadyActive {
+        slave: String,
+    },
+    ActiveCleared,
+    CannotActivate {
+        slave: String,
+    },
 }
 
 impl Event {
@@ -72,6 +155,7 @@ impl Event {
             | Event::ArpIntervalWithoutTargets { .. }
             | Event::DelayRounded { .. }
             | Event::LastArpTargetRemoved
+            | Event::CannotActivate { .. }
             | Event::ProbeBad { .. } => Level::Warning,
             _ => Level::Info,
         }
@@ -121,11 +205,9 @@ impl fmt::Display for Message<'_> {
                 a_or_an(*active),
                 if *link_up { "n up" } else { " down" }
             ),
-            Event::Released { slave, was_active } => write!(
-                f,
-                "releasing {} interface {slave}",
-                if *was_active { "active" } else { "backup" }
-            ),
+            Event::Released { slave, was_active } => {
+                write!(f, "releasing {} interface {slave}", if *was_active { "active" } else { "backup" })
+            }
             Event::ReleasedAll => write!(f, "released all slaves"),
             Event::PermHwaddrInUse { slave, mac } => write!(
                 f,
@@ -171,7 +253,9 @@ impl fmt::Display for Message<'_> {
             ),
             Event::DelayRounded { delay, given, miimon, rounded } => write!(
                 f,
-                "Warning: {} ({given}) is not a multiple of miimon ({miimon}), {} rounded to {rounded} ms",
+                // peer_notif_delay came with the modern wording, which has no "Warning: ".
+                "{}{} ({given}) is not a multiple of miimon ({miimon}), {} rounded to {rounded} ms",
+                if *delay == Delay::PeerNotif { "" } else { "Warning: " },
                 delay.phrase(),
                 delay.rounded_word()
             ),
@@ -179,7 +263,7 @@ impl fmt::Display for Message<'_> {
             Event::DelayUpdated { delay, ms } => write!(
                 f,
                 "Note: Updating {} (to {ms}) since it is a multiple of the miimon value.",
-                delay.option_name()
+                delay.option().as_str()
             ),
             Event::MiimonSet { ms } => write!(f, "Setting MII monitoring interval to {ms}."),
             Event::ArpDisabledForMii => {
@@ -200,8 +284,31 @@ impl fmt::Display for Message<'_> {
             }
             Event::ArpTargetAdded { target } => write!(f, "adding ARP target {target}."),
             Event::ArpTargetRemoved { target } => write!(f, "removing ARP target {target}."),
-            Event::LastArpTargetRemoved => write!(f, "Removing last arp target with arp_interval on"),
-            Event::ValueSet { option, value } => write!(f, "Setting {option} to {value}."),
+            Event::LastArpTargetRemoved => write!(f, "removing last arp target with arp_interval on"),
+            Event::OptionSet { option, value } => option_set(f, *option, value),
+            Event::ActiveSlaveSet { slave } => write!(f, "Setting {slave} as active slave."),
+            Event::AlreadyActive { slave } => write!(f, "{slave} is already the current active slave."),
+            Event::ActiveCleared => write!(f, "Clearing current active slave."),
+            Event::CannotActivate { slave } => {
+                write!(f, "Could not set {slave} as active slave; either {slave} is down or the link is down.")
+            }
         }
+    }
+}
+
+/// A plain option's change, as the first kernel with the option worded it: squeeze's sysfs
+/// for the options it had, the 3.x option code for the later ones.
+fn option_set(f: &mut fmt::Formatter<'_>, option: OptionName, value: &str) -> fmt::Result {
+    // Choices read `name number` in sysfs and are logged as `name (number)`.
+    let choice = value.rsplit_once(' ').map(|(name, n)| format!("{name} ({n})"));
+    let choice = choice.as_deref().unwrap_or(value);
+    let name = option.as_str();
+    match option {
+        OptionName::FailOverMac => write!(f, "Setting {name} to {choice}."),
+        OptionName::ArpValidate | OptionName::ArpAllTargets | OptionName::PrimaryReselect => {
+            write!(f, "setting {name} to {choice}.")
+        }
+        OptionName::MinLinks => write!(f, "Setting min links value to {value}"),
+        _ => write!(f, "Setting {name} to {value}."),
     }
 }

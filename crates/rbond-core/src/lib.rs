@@ -6,14 +6,14 @@
 //! set MACs and carrier, send ARP probes and peer notifications, write log lines.
 //!
 //! ```
-//! use rbond_core::{Bond, Command, Input, Instant, LinkInfo, Mac, Options, SlaveSpec};
+//! use rbond_core::{Bond, Command, Input, Instant, LinkInfo, Mac, Options, SlaveId, SlaveSpec};
 //!
 //! let mut opts = Options::default();
 //! opts.set(rbond_core::OptionName::Miimon, "100").unwrap();
 //! let mut bond = Bond::new("bond0", opts).unwrap();
 //! let t = Instant::from_millis(0);
 //! bond.handle(t, Input::Command(Command::Up)).unwrap();
-//! let eth0 = SlaveSpec { name: "eth0".into(), mac: Mac([2, 0, 0, 0, 0, 1]), link: LinkInfo::up() };
+//! let eth0 = SlaveSpec { id: SlaveId(2), name: "eth0".into(), mac: Mac([2, 0, 0, 0, 0, 1]), link: LinkInfo::up() };
 //! bond.handle(t, Input::Enslave(eth0)).unwrap();
 //! assert_eq!(bond.active_slave(), Some("eth0"));
 //! while let Some(action) = bond.poll_action() {
@@ -22,8 +22,12 @@
 //! }
 //! ```
 //!
+//! See [`Bond`] for the order of calls.
+//!
 //! Behaviour follows the modern kernel driver's logic; log lines use the wording of the
 //! Debian Squeeze (2.6.32) driver, which is what existing runbooks search for.
+
+#![forbid(unsafe_code)]
 
 mod address;
 mod arp_monitor;
@@ -40,14 +44,15 @@ mod report;
 mod select;
 mod slave;
 mod time;
+mod timer;
 
 pub use address::Ipv4Cidr;
-pub use bond::{Action, ArpFrame, ArpOp, Bond, Command, Error, Input, MacTarget};
+pub use bond::{Action, ArpFrame, ArpOp, Bond, Command, Error, Input, MacTarget, SlaveId};
 pub use event::{Event, Level};
 pub use mac::{Mac, MacParseError};
 pub use options::{
-    ArpAllTargets, ArpValidate, Choice, Delay, FailOverMac, MAX_ARP_TARGETS, Mode, OptionError, OptionName,
-    Options, PrimaryReselect,
+    ArpAllTargets, ArpValidate, Choice, Delay, FailOverMac, Flags, MAX_TARGETS, Mode, OPTIONS, OptionError, OptionInfo,
+    OptionName, Options, PrimaryReselect, Val, Values,
 };
 pub use report::{Report, SlaveReport, VERSION};
 pub use slave::{Duplex, LinkInfo, LinkState, SlaveSpec};

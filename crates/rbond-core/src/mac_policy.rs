@@ -1,6 +1,6 @@
 //! Which MAC the bond and each slave carry (`fail_over_mac` none / active / follow).
 
-use crate::bond::{Action, Bond, MacOrigin, MacTarget};
+use crate::bond::{Action, Bond, MacOrigin, MacTarget, SlaveId};
 use crate::mac::Mac;
 use crate::options::FailOverMac;
 use crate::slave::Slave;
@@ -20,7 +20,7 @@ impl Bond {
     fn set_slave_mac(&mut self, slave: &mut Slave, mac: Mac) {
         if slave.mac != mac {
             slave.mac = mac;
-            self.push(Action::SetMac { target: MacTarget::Slave(slave.name.clone()), mac });
+            self.push(Action::SetMac { target: MacTarget::Slave(slave.id), mac });
         }
     }
 
@@ -43,7 +43,7 @@ impl Bond {
     }
 
     /// At a change of active slave, for `fail_over_mac` active and follow.
-    pub(crate) fn failover_mac(&mut self, old: Option<&str>, new: &str) {
+    pub(crate) fn failover_mac(&mut self, old: Option<SlaveId>, new: SlaveId) {
         let Some(new_mac) = self.slave(new).map(|s| s.mac) else { return };
         match self.opts.fail_over_mac {
             FailOverMac::None => {}
@@ -54,17 +54,17 @@ impl Bond {
 
     /// The new active takes the MAC of the slave that held the bond's (the old active, or
     /// whichever slave has it); that slave takes the new active's old MAC.
-    fn swap_follow_macs(&mut self, old: Option<&str>, new: &str, new_mac: Mac) {
+    fn swap_follow_macs(&mut self, old: Option<SlaveId>, new: SlaveId, new_mac: Mac) {
         let bond_mac = self.mac;
-        let holder = old.map(str::to_string).or_else(|| {
-            let holds = |s: &&Slave| s.name != new && Some(s.mac) == bond_mac;
-            self.slaves.iter().find(holds).map(|s| s.name.clone())
+        let holder = old.or_else(|| {
+            let holds = |s: &&Slave| s.id != new && Some(s.mac) == bond_mac;
+            self.slaves.iter().find(holds).map(|s| s.id)
         });
-        let holder_mac = holder.as_deref().and_then(|h| self.slave(h)).map(|s| s.mac);
+        let holder_mac = holder.and_then(|h| self.slave(h)).map(|s| s.mac);
         let Some(give) = holder_mac.or(bond_mac) else { return };
         self.with_slave(new, |bond, s| bond.set_slave_mac(s, give));
         if let Some(h) = holder {
-            self.with_slave(&h, |bond, s| bond.set_slave_mac(s, new_mac));
+            self.with_slave(h, |bond, s| bond.set_slave_mac(s, new_mac));
         }
     }
 
@@ -72,7 +72,7 @@ impl Bond {
     /// nobody changed it.
     pub(crate) fn restore_mac(&mut self, slave: &Slave) {
         if self.opts.fail_over_mac != FailOverMac::Active && slave.mac != slave.perm_mac {
-            let target = MacTarget::Slave(slave.name.clone());
+            let target = MacTarget::Slave(slave.id);
             self.push(Action::SetMac { target, mac: slave.perm_mac });
         }
     }
@@ -95,16 +95,16 @@ impl Bond {
         }
         self.mac_origin = MacOrigin::User;
         self.set_bond_mac(mac);
-        let names: Vec<String> = self.slaves.iter().map(|s| s.name.clone()).collect();
-        for n in names {
-            self.with_slave(&n, |bond, s| bond.set_slave_mac(s, mac));
+        let ids: Vec<SlaveId> = self.slaves.iter().map(|s| s.id).collect();
+        for id in ids {
+            self.with_slave(id, |bond, s| bond.set_slave_mac(s, mac));
         }
     }
 
     /// Runs `f` on a slave taken out of the list for the duration, so it may also push
     /// actions on the bond.
-    fn with_slave(&mut self, name: &str, f: impl FnOnce(&mut Bond, &mut Slave)) {
-        if let Some(pos) = self.slaves.iter().position(|s| s.name == name) {
+    fn with_slave(&mut self, id: SlaveId, f: impl FnOnce(&mut Bond, &mut Slave)) {
+        if let Some(pos) = self.slaves.iter().position(|s| s.id == id) {
             let mut s = self.slaves.remove(pos);
             f(self, &mut s);
             self.slaves.insert(pos, s);

@@ -1,6 +1,6 @@
 //! Slaves joining and leaving, and their devices reporting link changes.
 
-use crate::bond::{Action, Bond, Error, Monitor, valid_ifname};
+use crate::bond::{Bond, Error, Monitor, SlaveId, valid_ifname};
 use crate::event::Event;
 use crate::options::FailOverMac;
 use crate::slave::{LinkInfo, LinkState, Slave, SlaveSpec};
@@ -14,7 +14,7 @@ impl Bond {
         if spec.name == self.name {
             return Err(Error::SelfEnslave(spec.name));
         }
-        if self.slave(&spec.name).is_some() {
+        if self.slave_by_name(&spec.name).is_some() || self.slave(spec.id).is_some() {
             return Err(Error::AlreadySlave(spec.name));
         }
         let link = self.initial_link(spec.link.carrier);
@@ -25,7 +25,7 @@ impl Bond {
         if link != LinkState::Down {
             slave.last_link_up = Some(now);
         }
-        let name = slave.name.clone();
+        let (id, name) = (slave.id, slave.name.clone());
         self.adopt_mac(&mut slave);
         self.slaves.push(slave);
         if self.opts.primary == name {
@@ -34,7 +34,7 @@ impl Bond {
         }
         self.select_active_slave(now);
         self.update_carrier();
-        self.log(Event::Enslaved { slave: name.clone(), active: self.is_active(&name), link_up: link != LinkState::Down });
+        self.log(Event::Enslaved { slave: name, active: self.is_active(id), link_up: link != LinkState::Down });
         Ok(())
     }
 
@@ -49,16 +49,15 @@ impl Bond {
         }
     }
 
-    pub(crate) fn release(&mut self, now: Instant, name: &str) -> Result<(), Error> {
-        let slave = self.require_slave(name)?;
-        let role_active = !slave.backup;
-        let was_current = self.is_active(name);
-        if self.opts.fail_over_mac == FailOverMac::None && self.mac == Some(slave.perm_mac) && self.slaves.len() > 1 {
-            let mac = slave.perm_mac.to_string();
-            self.log(Event::PermHwaddrInUse { slave: name.to_string(), mac });
+    pub(crate) fn release(&mut self, now: Instant, id: SlaveId) -> Result<(), Error> {
+        let slave = self.require(id)?;
+        let (role_active, perm_mac, name) = (!slave.backup, slave.perm_mac, slave.name.clone());
+        let was_current = self.is_active(id);
+        if self.opts.fail_over_mac == FailOverMac::None && self.mac == Some(perm_mac) && self.slaves.len() > 1 {
+            self.log(Event::PermHwaddrInUse { slave: name.clone(), mac: perm_mac.to_string() });
         }
-        self.log(Event::Released { slave: name.to_string(), was_active: role_active });
-        self.detach(name);
+        self.log(Event::Released { slave: name, was_active: role_active });
+        self.detach(now, id);
         if was_current {
             self.select_active_slave(now);
         }
@@ -67,12 +66,12 @@ impl Bond {
     }
 
     /// Takes a slave out of the bond: no longer active, its MAC restored, gone from the list.
-    fn detach(&mut self, name: &str) {
+    fn detach(&mut self, now: Instant, id: SlaveId) {
         self.retire_arp_candidate();
-        if self.is_active(name) {
-            self.change_active(None);
+        if self.is_active(id) {
+            self.change_active(now, None);
         }
-        if let Some(pos) = self.slaves.iter().position(|s| s.name == name) {
+        if let Some(pos) = self.slaves.iter().position(|s| s.id == id) {
             let slave = self.slaves.remove(pos);
             self.restore_mac(&slave);
         }
@@ -81,20 +80,19 @@ impl Bond {
         }
     }
 
-    /// The bond device is going away: every slave leaves, and no new active is chosen.
-    pub(crate) fn release_all(&mut self) {
-        let names: Vec<String> = self.slaves.iter().map(|s| s.name.clone()).collect();
-        for name in names {
-            let was_active = self.slave(&name).is_some_and(|s| !s.backup);
-            self.log(Event::Released { slave: name.clone(), was_active });
-            self.detach(&name);
+    /// The bond device is going away: every slave leaves at once and no new active is
+    /// chosen. Squeeze logs one line for the lot.
+    pub(crate) fn release_all(&mut self, now: Instant) {
+        let ids: Vec<SlaveId> = self.slaves.iter().map(|s| s.id).collect();
+        for id in ids {
+            self.detach(now, id);
         }
         self.update_carrier();
         self.log(Event::ReleasedAll);
     }
 
-    pub(crate) fn link_changed(&mut self, now: Instant, name: &str, link: LinkInfo) -> Result<(), Error> {
-        let slave = self.slave_mut(name).ok_or_else(|| Error::NotSlave(name.to_string()))?;
+    pub(crate) fn link_changed(&mut self, now: Instant, id: SlaveId, link: LinkInfo) -> Result<(), Error> {
+        let slave = self.slave_mut(id).ok_or(Error::NoSuchSlave(id.0))?;
         let carrier_changed = slave.hw.carrier != link.carrier;
         slave.hw = link;
         // The event wakes the monitor at once; the delays still count from here in ticks.
@@ -102,9 +100,5 @@ impl Bond {
             self.mii_pass(now);
         }
         Ok(())
-    }
-
-    pub(crate) fn push_activate(&mut self, slave: &str) {
-        self.push(Action::Activate { slave: slave.to_string() });
     }
 }

@@ -8,8 +8,9 @@
 
 use core::time::Duration;
 
-use crate::bond::Bond;
+use crate::bond::{Bond, SlaveId};
 use crate::event::Event;
+use crate::options::Delay;
 use crate::slave::LinkState;
 use crate::time::Instant;
 
@@ -20,10 +21,6 @@ enum Proposal {
 }
 
 impl Bond {
-    pub(crate) fn delay_due(&self, now: Instant) -> bool {
-        self.slaves.iter().any(|s| s.delay_until.is_some_and(|t| t <= now))
-    }
-
     /// One inspection of every slave, then the commit of whatever became definite.
     pub(crate) fn mii_pass(&mut self, now: Instant) {
         let proposals = self.mii_inspect(now);
@@ -50,13 +47,13 @@ impl Bond {
         u64::from(total - left) * u64::from(self.opts.miimon)
     }
 
-    fn mii_inspect(&mut self, now: Instant) -> Vec<(String, Proposal)> {
+    fn mii_inspect(&mut self, now: Instant) -> Vec<(SlaveId, Proposal)> {
         let mut proposals = Vec::new();
         // With no active slave the first returning slave skips its updelay.
         let mut ignore_updelay = self.active.is_none();
         for i in 0..self.slaves.len() {
             if let Some(p) = self.inspect_slave(i, now, &mut ignore_updelay) {
-                proposals.push((self.slaves[i].name.clone(), p));
+                proposals.push((self.slaves[i].id, p));
             }
         }
         proposals
@@ -65,8 +62,9 @@ impl Bond {
     fn inspect_slave(&mut self, i: usize, now: Instant, ignore_updelay: &mut bool) -> Option<Proposal> {
         let m = self.miimon_interval();
         let (down_ticks, up_ticks) = (self.opts.downdelay, self.opts.updelay);
-        let name = self.slaves[i].name.clone();
+        let (id, name) = (self.slaves[i].id, self.slaves[i].name.clone());
         let link_ok = self.slaves[i].hw.carrier;
+        self.slaves[i].unseen = false;
         match (self.slaves[i].link, link_ok) {
             (LinkState::Up, true) | (LinkState::Down, false) => None,
             (LinkState::Up, false) => {
@@ -74,19 +72,19 @@ impl Bond {
                 self.slaves[i].delay_until = Some(now + m * down_ticks);
                 if down_ticks > 0 {
                     let active = !self.slaves[i].backup;
-                    self.log(Event::LinkDownDelayed { slave: name, active, ms: self.opts.delay_ms(crate::options::Delay::Down) });
+                    self.log(Event::LinkDownDelayed { slave: name, active, ms: self.opts.delay_ms(Delay::Down) });
                 }
-                self.fail_countdown(i, now)
+                self.countdown_over(i, now).then_some(Proposal::Down)
             }
-            (LinkState::Fail, false) => self.fail_countdown(i, now),
+            (LinkState::Fail, false) => self.countdown_over(i, now).then_some(Proposal::Down),
             (LinkState::Fail, true) => {
                 let ms = self.elapsed_ms(down_ticks, self.slaves[i].delay_until, now);
                 let s = &mut self.slaves[i];
                 s.link = LinkState::Up;
                 s.delay_until = None;
                 s.last_link_up = Some(now);
-                self.log(Event::LinkUpAgain { slave: name.clone(), ms });
-                if self.up_wants_failover(&name) {
+                self.log(Event::LinkUpAgain { slave: name, ms });
+                if self.up_wants_failover(id) {
                     self.select_active_slave(now);
                 }
                 None
@@ -95,7 +93,7 @@ impl Bond {
                 self.slaves[i].link = LinkState::Back;
                 self.slaves[i].delay_until = Some(now + m * up_ticks);
                 if up_ticks > 0 {
-                    let ms = if *ignore_updelay { 0 } else { self.opts.delay_ms(crate::options::Delay::Up) };
+                    let ms = if *ignore_updelay { 0 } else { self.opts.delay_ms(Delay::Up) };
                     self.log(Event::LinkUpDelayed { slave: name, ms });
                 }
                 self.back_countdown(i, now, ignore_updelay)
@@ -111,16 +109,15 @@ impl Bond {
         }
     }
 
-    fn fail_countdown(&mut self, i: usize, now: Instant) -> Option<Proposal> {
-        let due = self.slaves[i].delay_until.is_none_or(|t| t <= now);
-        due.then_some(Proposal::Down)
+    fn countdown_over(&self, i: usize, now: Instant) -> bool {
+        self.slaves[i].delay_until.is_none_or(|t| t <= now)
     }
 
     fn back_countdown(&mut self, i: usize, now: Instant, ignore_updelay: &mut bool) -> Option<Proposal> {
         if *ignore_updelay {
             self.slaves[i].delay_until = Some(now);
         }
-        let due = self.slaves[i].delay_until.is_none_or(|t| t <= now);
+        let due = self.countdown_over(i, now);
         if due {
             // Only the first returning slave is fast-tracked.
             *ignore_updelay = false;
@@ -128,24 +125,25 @@ impl Bond {
         due.then_some(Proposal::Up)
     }
 
-    fn mii_commit(&mut self, now: Instant, proposals: Vec<(String, Proposal)>) {
+    fn mii_commit(&mut self, now: Instant, proposals: Vec<(SlaveId, Proposal)>) {
         let mut failover = false;
-        for (name, proposal) in proposals {
-            let Some(s) = self.slave_mut(&name) else { continue };
+        for (id, proposal) in proposals {
+            let Some(s) = self.slave_mut(id) else { continue };
             s.delay_until = None;
+            let name = s.name.clone();
             match proposal {
                 Proposal::Up => {
                     s.link = LinkState::Up;
                     s.last_link_up = Some(now);
-                    self.log(Event::LinkUp { slave: name.clone() });
-                    failover |= self.up_wants_failover(&name);
+                    self.log(Event::LinkUp { slave: name });
+                    failover |= self.up_wants_failover(id);
                 }
                 Proposal::Down => {
                     s.link = LinkState::Down;
                     s.backup = true;
                     s.count_failure();
-                    self.log(Event::LinkDown { slave: name.clone() });
-                    failover |= self.is_active(&name);
+                    self.log(Event::LinkDown { slave: name });
+                    failover |= self.is_active(id);
                 }
             }
         }

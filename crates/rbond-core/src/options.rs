@@ -1,17 +1,21 @@
-//! Bond options: names, defaults, ranges, value parsing, and how options constrain each other.
+//! Bond options: one table says what each option is (its names, flags, values, default and
+//! meaning), in the spirit of the kernel's `bond_opts[]`. Parsing, range checks, the order
+//! Debian's scripts apply them in, lint's list of known names, the CLI's help and the README's
+//! option table all come from [`OPTIONS`]; this module then says how options interact.
 //!
-//! Values are parsed the way the kernel's option engine parses a sysfs write: a value made of
-//! digits is a number that must lie in the option's range or match a table entry; anything
-//! else is a word (its first 32 characters) looked up by name, and `default` names the default.
+//! Values are parsed as the kernel's option engine parses a sysfs write: a value made of
+//! digits is a number that must match a table entry or lie in the option's range; anything
+//! else is a word (its first 32 characters) looked up by name, and `default` names the
+//! entry marked as the default.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 
-/// The kernel's `BOND_MAX_ARP_TARGETS`.
-pub const MAX_ARP_TARGETS: usize = 16;
+/// The kernel's `BOND_MAX_ARP_TARGETS` (and `BOND_MAX_NS_TARGETS`).
+pub const MAX_TARGETS: usize = 16;
 /// Longest interface name (`IFNAMSIZ` less its terminating NUL).
 pub const MAX_IFNAME: usize = 15;
 const INT_MAX: u64 = i32::MAX as u64;
@@ -40,13 +44,50 @@ pub enum OptionError {
     TargetTableFull,
     #[error("option arp_ip_target: unable to remove nonexistent ARP target {0}")]
     NoSuchTarget(Ipv4Addr),
+    #[error("option ns_ip6_target: invalid NS target {0} specified for addition")]
+    BadNsTarget(String),
+    #[error("option ns_ip6_target: NS target {0} is already present")]
+    NsTargetExists(Ipv6Addr),
+    #[error("option ns_ip6_target: NS target table is full!")]
+    NsTargetTableFull,
+    #[error("option ns_ip6_target: unable to remove nonexistent NS target {0}")]
+    NoSuchNsTarget(Ipv6Addr),
 }
+
+/// One entry of an option's value table: a name, its number, and what it marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Val {
+    pub name: &'static str,
+    pub value: u64,
+    pub flags: u8,
+}
+
+impl Val {
+    /// The lowest value of the option's range.
+    pub const MIN: u8 = 1;
+    /// The highest value of the option's range (an option without one has no range).
+    pub const MAX: u8 = 2;
+    /// What `default` selects.
+    pub const DEFAULT: u8 = 4;
+}
+
+const fn val(name: &'static str, value: u64, flags: u8) -> Val {
+    Val { name, value, flags }
+}
+
+/// The kernel's value tables, by the kernel's names for them.
+const INTMAX: &[Val] = &[val("off", 0, Val::DEFAULT), val("maxval", INT_MAX, Val::MAX)];
+const PEER_NOTIF_DELAY: &[Val] = &[val("off", 0, 0), val("maxval", 300_000, Val::MAX)];
+const COUNT_255: &[Val] = &[val("off", 0, 0), val("maxval", 255, Val::MAX), val("default", 1, Val::DEFAULT)];
+const MISSED_MAX: &[Val] = &[val("minval", 1, Val::MIN), val("maxval", 255, Val::MAX), val("default", 2, Val::DEFAULT)];
+const ON_BY_DEFAULT: &[Val] = &[val("off", 0, 0), val("on", 1, Val::DEFAULT)];
+const OFF_BY_DEFAULT: &[Val] = &[val("off", 0, Val::DEFAULT), val("on", 1, 0)];
 
 /// An option whose value is one entry of a fixed table of names and numbers.
 pub trait Choice: Copy + PartialEq + 'static {
-    const OPTION: &'static str;
+    const OPTION: OptionName;
     const TABLE: &'static [(&'static str, u32, Self)];
-    const DEFAULT: Self;
+    const VALUES: &'static [Val];
 
     fn entry(self) -> (&'static str, u32) {
         Self::TABLE.iter().find(|e| e.2 == self).map_or(("?", 0), |e| (e.0, e.1))
@@ -61,36 +102,39 @@ pub trait Choice: Copy + PartialEq + 'static {
     fn sysfs(self) -> String {
         format!("{} {}", self.name(), self.number())
     }
+    /// The entry with this number.
+    fn from_number(n: u64) -> Option<Self> {
+        Self::TABLE.iter().find(|e| u64::from(e.1) == n).map(|e| e.2)
+    }
 }
 
 macro_rules! choice {
-    ($ty:ident, $option:literal, default $def:ident, { $($variant:ident = $name:literal $num:literal),+ $(,)? }) => {
+    ($ty:ident, $option:ident, default $def:ident, { $($variant:ident = $name:literal $num:literal),+ $(,)? }) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
-        pub enum $ty { $($variant),+ }
+        pub enum $ty { $($variant = $num),+ }
         impl Choice for $ty {
-            const OPTION: &'static str = $option;
+            const OPTION: OptionName = OptionName::$option;
             const TABLE: &'static [(&'static str, u32, Self)] = &[$(($name, $num, $ty::$variant)),+];
-            const DEFAULT: Self = $ty::$def;
+            const VALUES: &'static [Val] = &[$(val($name, $num, if $num == $ty::$def as u64 { Val::DEFAULT } else { 0 })),+];
         }
     };
 }
 
-choice!(Mode, "mode", default BalanceRr, {
+choice!(Mode, Mode, default BalanceRr, {
     BalanceRr = "balance-rr" 0, ActiveBackup = "active-backup" 1, BalanceXor = "balance-xor" 2,
     Broadcast = "broadcast" 3, Ieee8023ad = "802.3ad" 4, BalanceTlb = "balance-tlb" 5,
     BalanceAlb = "balance-alb" 6,
 });
-choice!(ArpValidate, "arp_validate", default None, {
+choice!(ArpValidate, ArpValidate, default None, {
     None = "none" 0, Active = "active" 1, Backup = "backup" 2, All = "all" 3,
     Filter = "filter" 4, FilterActive = "filter_active" 5, FilterBackup = "filter_backup" 6,
 });
-choice!(ArpAllTargets, "arp_all_targets", default Any, { Any = "any" 0, All = "all" 1 });
-choice!(PrimaryReselect, "primary_reselect", default Always, {
+choice!(ArpAllTargets, ArpAllTargets, default Any, { Any = "any" 0, All = "all" 1 });
+choice!(PrimaryReselect, PrimaryReselect, default Always, {
     Always = "always" 0, Better = "better" 1, Failure = "failure" 2,
 });
-choice!(FailOverMac, "fail_over_mac", default None, { None = "none" 0, Active = "active" 1, Follow = "follow" 2 });
-choice!(Switch, "switch", default Off, { Off = "off" 0, On = "on" 1 });
+choice!(FailOverMac, FailOverMac, default None, { None = "none" 0, Active = "active" 1, Follow = "follow" 2 });
 
 impl ArpValidate {
     /// Whether frames on a slave in this role must pass validation (bit 0 active, bit 1 backup).
@@ -129,17 +173,17 @@ impl Delay {
             Delay::PeerNotif => "value",
         }
     }
-    pub fn option_name(self) -> &'static str {
+    pub fn option(self) -> OptionName {
         match self {
-            Delay::Up => "updelay",
-            Delay::Down => "downdelay",
-            Delay::PeerNotif => "peer_notif_delay",
+            Delay::Up => OptionName::Updelay,
+            Delay::Down => OptionName::Downdelay,
+            Delay::PeerNotif => OptionName::PeerNotifDelay,
         }
     }
 }
 
 /// Every option the engine stores. `active_slave` is a command, not a stored value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OptionName {
     Mode,
@@ -150,6 +194,7 @@ pub enum OptionName {
     UseCarrier,
     ArpInterval,
     ArpIpTarget,
+    NsIp6Target,
     ArpValidate,
     ArpAllTargets,
     ArpMissedMax,
@@ -158,53 +203,168 @@ pub enum OptionName {
     FailOverMac,
     NumGratArp,
     NumUnsolNa,
+    ResendIgmp,
     AllSlavesActive,
     MinLinks,
 }
 
+/// What an option's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    /// A number or a name from the table; a table with a `MAX` entry also takes any number in
+    /// its range.
+    Table(&'static [Val]),
+    /// IPv4 addresses: `+addr` adds, `-addr` removes, a list replaces the set.
+    Ipv4Targets,
+    /// IPv6 addresses, the same way.
+    Ipv6Targets,
+    /// An interface name (empty clears it).
+    Interface,
+}
+
+/// How an option relates to the bond's state, as the kernel's option flags say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags(u8);
+
+impl Flags {
+    pub const NONE: Flags = Flags(0);
+    /// Refused while the bond has slaves (`BOND_OPTFLAG_NOSLAVES`).
+    pub const NO_SLAVES: Flags = Flags(1);
+    /// Refused while the bond is up (`BOND_OPTFLAG_IFDOWN`).
+    pub const BOND_DOWN: Flags = Flags(2);
+    /// A delay counted in miimon ticks: refused while miimon is 0.
+    pub const MIIMON_TICKS: Flags = Flags(4);
+
+    pub const fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+    pub const fn has(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// What one option is.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionInfo {
+    pub name: OptionName,
+    /// The sysfs file and `--opt` name.
+    pub sysfs: &'static str,
+    /// Its `/etc/network/interfaces` spelling.
+    pub debian: &'static str,
+    /// Whether Debian's ifenslave scripts read it (else only rbond does).
+    pub debian_reads: bool,
+    pub flags: Flags,
+    pub values: Values,
+    /// Whether a successful change is logged (the first kernel that had the option logged it
+    /// at info level).
+    pub logged: bool,
+    /// Milliseconds, where the value is a time.
+    pub in_ms: bool,
+    /// One line on what it does.
+    pub help: &'static str,
+}
+
+impl OptionInfo {
+    /// An option Debian's scripts read, logged when it changes, not a time.
+    const fn new(
+        name: OptionName,
+        sysfs: &'static str,
+        debian: &'static str,
+        values: Values,
+        help: &'static str,
+    ) -> OptionInfo {
+        OptionInfo {
+            name,
+            sysfs,
+            debian,
+            debian_reads: true,
+            flags: Flags::NONE,
+            values,
+            logged: true,
+            in_ms: false,
+            help,
+        }
+    }
+    const fn flags(mut self, flags: Flags) -> OptionInfo {
+        self.flags = flags;
+        self
+    }
+    /// Debian's scripts do not know it; rbond reads the same spelling.
+    const fn rbond_reads(mut self) -> OptionInfo {
+        self.debian_reads = false;
+        self
+    }
+    /// The kernel changes it without a log line.
+    const fn silent(mut self) -> OptionInfo {
+        self.logged = false;
+        self
+    }
+    const fn ms(mut self) -> OptionInfo {
+        self.in_ms = true;
+        self
+    }
+}
+
+use OptionName as O;
+
+/// Every option, in the order Debian's pre-up script writes them (`fail_over_mac` first: it
+/// must precede any slave; `miimon` after `arp_interval`, so miimon wins when both are given;
+/// `mode` after the monitors). Options Debian's scripts do not know come where they fit.
+pub const OPTIONS: &[OptionInfo] = &[
+    OptionInfo::new(O::FailOverMac, "fail_over_mac", "bond-fail-over-mac", Values::Table(FailOverMac::VALUES),
+        "MAC policy: every slave takes the bond's (none), the bond takes the active's (active), or the active takes the bond's (follow)").flags(Flags::NO_SLAVES),
+    OptionInfo::new(O::UseCarrier, "use_carrier", "bond-use-carrier", Values::Table(ON_BY_DEFAULT),
+        "kept for compatibility: rbond always reads carrier and ETHTOOL_GLINK"),
+    OptionInfo::new(O::NumGratArp, "num_grat_arp", "bond-num-grat-arp", Values::Table(COUNT_255),
+        "peer notifications (gratuitous ARP, unsolicited NA) per change of active slave").silent(),
+    OptionInfo::new(O::NumUnsolNa, "num_unsol_na", "bond-num-unsol-na", Values::Table(COUNT_255),
+        "the same value as num_grat_arp, under its IPv6 name").silent(),
+    OptionInfo::new(O::ArpIpTarget, "arp_ip_target", "bond-arp-ip-target", Values::Ipv4Targets,
+        "IPv4 addresses the ARP monitor probes (up to 16)"),
+    OptionInfo::new(O::NsIp6Target, "ns_ip6_target", "bond-ns-ip6-target", Values::Ipv6Targets,
+        "IPv6 addresses the ARP monitor probes with neighbour solicitations (up to 16)").rbond_reads().silent(),
+    OptionInfo::new(O::ArpInterval, "arp_interval", "bond-arp-interval", Values::Table(INTMAX),
+        "ARP monitor interval; non-zero turns miimon off").ms(),
+    OptionInfo::new(O::Miimon, "miimon", "bond-miimon", Values::Table(INTMAX),
+        "link check interval; non-zero turns arp_interval off").ms(),
+    OptionInfo::new(O::Downdelay, "downdelay", "bond-downdelay", Values::Table(INTMAX),
+        "wait before dropping a link that went down (a multiple of miimon)").flags(Flags::MIIMON_TICKS).ms(),
+    OptionInfo::new(O::Updelay, "updelay", "bond-updelay", Values::Table(INTMAX),
+        "wait before using a link that came back (a multiple of miimon)").flags(Flags::MIIMON_TICKS).ms(),
+    OptionInfo::new(O::PeerNotifDelay, "peer_notif_delay", "bond-peer-notif-delay", Values::Table(PEER_NOTIF_DELAY),
+        "spacing of the peer notifications after a failover (a multiple of miimon)").flags(Flags::MIIMON_TICKS).rbond_reads().silent().ms(),
+    OptionInfo::new(O::Mode, "mode", "bond-mode", Values::Table(Mode::VALUES),
+        "bonding mode; rbond implements active-backup (1)").flags(Flags::NO_SLAVES.with(Flags::BOND_DOWN)),
+    OptionInfo::new(O::ArpValidate, "arp_validate", "bond-arp-validate", Values::Table(ArpValidate::VALUES),
+        "which ARP replies count as proof that a slave works"),
+    OptionInfo::new(O::ArpAllTargets, "arp_all_targets", "bond-arp-all-targets", Values::Table(ArpAllTargets::VALUES),
+        "whether any ARP target or all of them must answer").rbond_reads(),
+    OptionInfo::new(O::ArpMissedMax, "arp_missed_max", "bond-arp-missed-max", Values::Table(MISSED_MAX),
+        "ARP intervals without a reply before the active slave is down").rbond_reads().silent(),
+    OptionInfo::new(O::ResendIgmp, "resend_igmp", "bond-resend-igmp", Values::Table(COUNT_255),
+        "rounds of multicast membership reports after a failover, 200 ms apart").rbond_reads(),
+    OptionInfo::new(O::MinLinks, "min_links", "bond-min-links", Values::Table(INTMAX),
+        "kept for compatibility: no effect in active-backup").rbond_reads(),
+    OptionInfo::new(O::AllSlavesActive, "all_slaves_active", "bond-all-slaves-active", Values::Table(OFF_BY_DEFAULT),
+        "deliver frames received on backups too").rbond_reads().silent(),
+    OptionInfo::new(O::Primary, "primary", "bond-primary", Values::Interface,
+        "the preferred slave"),
+    OptionInfo::new(O::PrimaryReselect, "primary_reselect", "bond-primary-reselect", Values::Table(PrimaryReselect::VALUES),
+        "when the primary takes back over: always, if better, or only on failure"),
+];
+
 impl OptionName {
-    pub const ALL: [OptionName; 18] = [
-        OptionName::Mode,
-        OptionName::Miimon,
-        OptionName::Updelay,
-        OptionName::Downdelay,
-        OptionName::PeerNotifDelay,
-        OptionName::UseCarrier,
-        OptionName::ArpInterval,
-        OptionName::ArpIpTarget,
-        OptionName::ArpValidate,
-        OptionName::ArpAllTargets,
-        OptionName::ArpMissedMax,
-        OptionName::Primary,
-        OptionName::PrimaryReselect,
-        OptionName::FailOverMac,
-        OptionName::NumGratArp,
-        OptionName::NumUnsolNa,
-        OptionName::AllSlavesActive,
-        OptionName::MinLinks,
-    ];
+    pub fn info(self) -> &'static OptionInfo {
+        OPTIONS.iter().find(|o| o.name == self).expect("every option is in the table")
+    }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            OptionName::Mode => "mode",
-            OptionName::Miimon => "miimon",
-            OptionName::Updelay => "updelay",
-            OptionName::Downdelay => "downdelay",
-            OptionName::PeerNotifDelay => "peer_notif_delay",
-            OptionName::UseCarrier => "use_carrier",
-            OptionName::ArpInterval => "arp_interval",
-            OptionName::ArpIpTarget => "arp_ip_target",
-            OptionName::ArpValidate => "arp_validate",
-            OptionName::ArpAllTargets => "arp_all_targets",
-            OptionName::ArpMissedMax => "arp_missed_max",
-            OptionName::Primary => "primary",
-            OptionName::PrimaryReselect => "primary_reselect",
-            OptionName::FailOverMac => "fail_over_mac",
-            OptionName::NumGratArp => "num_grat_arp",
-            OptionName::NumUnsolNa => "num_unsol_na",
-            OptionName::AllSlavesActive => "all_slaves_active",
-            OptionName::MinLinks => "min_links",
-        }
+        self.info().sysfs
+    }
+
+    /// Every option, in table order.
+    pub fn all() -> impl Iterator<Item = OptionName> {
+        OPTIONS.iter().map(|o| o.name)
     }
 
     /// Accepts the sysfs name, with `-` for `_` (ifupdown spelling) and iproute2's
@@ -212,64 +372,59 @@ impl OptionName {
     pub fn parse(name: &str) -> Result<OptionName, OptionError> {
         let norm = name.trim().replace('-', "_");
         let norm = if norm == "peer_notify_delay" { "peer_notif_delay" } else { norm.as_str() };
-        OptionName::ALL
-            .into_iter()
-            .find(|o| o.as_str() == norm)
-            .ok_or_else(|| OptionError::Unknown(name.to_string()))
-    }
-
-    pub(crate) fn needs_no_slaves(self) -> bool {
-        matches!(self, OptionName::Mode | OptionName::FailOverMac)
-    }
-
-    pub(crate) fn needs_bond_down(self) -> bool {
-        self == OptionName::Mode
+        OPTIONS.iter().find(|o| o.sysfs == norm).map(|o| o.name).ok_or_else(|| OptionError::Unknown(name.to_string()))
     }
 }
 
-/// The option values of one bond. Delays are kept in miimon ticks, as the kernel keeps them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Options {
-    pub(crate) miimon: u32,
-    pub(crate) updelay: u32,
-    pub(crate) downdelay: u32,
-    pub(crate) peer_notif_delay: u32,
-    pub(crate) use_carrier: bool,
-    pub(crate) arp_interval: u32,
-    pub(crate) arp_targets: Vec<Ipv4Addr>,
-    pub(crate) arp_validate: ArpValidate,
-    pub(crate) arp_all_targets: ArpAllTargets,
-    pub(crate) arp_missed_max: u8,
-    pub(crate) primary: String,
-    pub(crate) primary_reselect: PrimaryReselect,
-    pub(crate) fail_over_mac: FailOverMac,
-    pub(crate) num_peer_notif: u8,
-    pub(crate) all_slaves_active: bool,
-    pub(crate) min_links: u32,
+impl OptionInfo {
+    /// The range a number must lie in, when the table has one.
+    pub fn range(&self) -> Option<(u64, u64)> {
+        let Values::Table(t) = self.values else { return None };
+        let max = t.iter().find(|v| v.flags & Val::MAX != 0)?.value;
+        let min = t.iter().find(|v| v.flags & Val::MIN != 0).map_or(0, |v| v.value);
+        Some((min, max))
+    }
+
+    /// The default, as sysfs shows it.
+    pub fn default_text(&self) -> String {
+        Options::default().sysfs(self.name)
+    }
+
+    /// The kernel's `bond_opt_parse`: a number matching an entry or in range, or a name.
+    fn parse_number(&self, raw: &str) -> Result<u64, OptionError> {
+        let Values::Table(table) = self.values else { unreachable!("only table options are numbers") };
+        let found = match classify(raw) {
+            Raw::Number(n) => table.iter().find(|v| v.value == n).map(|v| v.value).or_else(|| {
+                let (min, max) = self.range()?;
+                (min..=max).contains(&n).then_some(n)
+            }),
+            Raw::Word(w) => {
+                table.iter().find(|v| v.name == w || (w == "default" && v.flags & Val::DEFAULT != 0)).map(|v| v.value)
+            }
+            Raw::Bad => None,
+        };
+        let value = raw.trim_end_matches('\n').to_string();
+        found.ok_or_else(|| match self.range() {
+            Some((min, max)) => OptionError::OutOfRange { option: self.sysfs, value, min, max },
+            None => OptionError::Invalid { option: self.sysfs, value },
+        })
+    }
 }
 
-impl Default for Options {
-    /// The kernel's defaults, except that the mode is active-backup: the only one rbond has.
-    fn default() -> Options {
-        Options {
-            miimon: 0,
-            updelay: 0,
-            downdelay: 0,
-            peer_notif_delay: 0,
-            use_carrier: true,
-            arp_interval: 0,
-            arp_targets: Vec::new(),
-            arp_validate: ArpValidate::None,
-            arp_all_targets: ArpAllTargets::Any,
-            arp_missed_max: 2,
-            primary: String::new(),
-            primary_reselect: PrimaryReselect::Always,
-            fail_over_mac: FailOverMac::None,
-            num_peer_notif: 1,
-            all_slaves_active: false,
-            min_links: 0,
-        }
-    }
+/// The option's value as a choice type.
+fn parse_choice<T: Choice>(raw: &str) -> Result<T, OptionError> {
+    let n = T::OPTION.info().parse_number(raw)?;
+    T::from_number(n).ok_or_else(|| OptionError::Invalid { option: T::OPTION.as_str(), value: raw.to_string() })
+}
+
+/// The mode a value names, for checks before a mode write.
+pub(crate) fn parse_mode(raw: &str) -> Result<Mode, OptionError> {
+    parse_choice(raw)
+}
+
+/// A number option's value; the table bounds it to `u32`.
+fn parse_u32(name: OptionName, raw: &str) -> Result<u32, OptionError> {
+    name.info().parse_number(raw).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 enum Raw<'a> {
@@ -289,39 +444,80 @@ fn classify(raw: &str) -> Raw<'_> {
     }
 }
 
-fn parse_number(option: &'static str, raw: &str, min: u64, max: u64, default: u64) -> Result<u64, OptionError> {
-    match classify(raw) {
-        Raw::Number(n) if (min..=max).contains(&n) => Ok(n),
-        Raw::Word("default") => Ok(default),
-        _ => Err(OptionError::OutOfRange { option, value: raw.trim_end().to_string(), min, max }),
-    }
-}
-
-/// A number that fits in `u32` by construction of its range.
-fn parse_u32(option: &'static str, raw: &str, min: u32, max: u64, default: u32) -> Result<u32, OptionError> {
-    parse_number(option, raw, u64::from(min), max, u64::from(default)).map(|n| n as u32)
-}
-
-pub(crate) fn parse_choice<T: Choice>(option: &'static str, raw: &str) -> Result<T, OptionError> {
-    let found = match classify(raw) {
-        Raw::Number(n) => T::TABLE.iter().find(|e| u64::from(e.1) == n).map(|e| e.2),
-        Raw::Word("default") => Some(T::DEFAULT),
-        Raw::Word(w) => T::TABLE.iter().find(|e| e.0 == w).map(|e| e.2),
-        Raw::Bad => None,
-    };
-    found.ok_or_else(|| OptionError::Invalid { option, value: raw.trim_end().to_string() })
-}
-
-fn parse_switch(option: &'static str, raw: &str) -> Result<bool, OptionError> {
-    parse_choice::<Switch>(option, raw).map(|s| s == Switch::On)
-}
-
 fn parse_target(raw: &str) -> Result<Ipv4Addr, OptionError> {
     let ip: Ipv4Addr = raw.trim().parse().map_err(|_| OptionError::BadTarget(raw.trim().to_string()))?;
     if ip.is_unspecified() || ip.is_broadcast() {
         return Err(OptionError::BadTarget(ip.to_string()));
     }
     Ok(ip)
+}
+
+/// The kernel's `bond_is_ip6_target_ok`: not unspecified, loopback or multicast.
+fn parse_ns_target(raw: &str) -> Result<Ipv6Addr, OptionError> {
+    let ip: Ipv6Addr = raw.trim().parse().map_err(|_| OptionError::BadNsTarget(raw.trim().to_string()))?;
+    if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
+        return Err(OptionError::BadNsTarget(ip.to_string()));
+    }
+    Ok(ip)
+}
+
+/// The option values of one bond. Delays are kept in miimon ticks, as the kernel keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Options {
+    pub(crate) miimon: u32,
+    pub(crate) updelay: u32,
+    pub(crate) downdelay: u32,
+    pub(crate) peer_notif_delay: u32,
+    pub(crate) use_carrier: bool,
+    pub(crate) arp_interval: u32,
+    pub(crate) arp_targets: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub(crate) ns_targets: Vec<Ipv6Addr>,
+    pub(crate) arp_validate: ArpValidate,
+    pub(crate) arp_all_targets: ArpAllTargets,
+    pub(crate) arp_missed_max: u8,
+    pub(crate) primary: String,
+    pub(crate) primary_reselect: PrimaryReselect,
+    pub(crate) fail_over_mac: FailOverMac,
+    pub(crate) num_peer_notif: u8,
+    #[serde(default = "one")]
+    pub(crate) resend_igmp: u8,
+    pub(crate) all_slaves_active: bool,
+    pub(crate) min_links: u32,
+}
+
+fn one() -> u8 {
+    1
+}
+
+impl Default for Options {
+    /// The kernel's defaults, except that the mode is active-backup: the only one rbond has.
+    fn default() -> Options {
+        Options {
+            miimon: 0,
+            updelay: 0,
+            downdelay: 0,
+            peer_notif_delay: 0,
+            use_carrier: true,
+            arp_interval: 0,
+            arp_targets: Vec::new(),
+            ns_targets: Vec::new(),
+            arp_validate: ArpValidate::None,
+            arp_all_targets: ArpAllTargets::Any,
+            arp_missed_max: 2,
+            primary: String::new(),
+            primary_reselect: PrimaryReselect::Always,
+            fail_over_mac: FailOverMac::None,
+            num_peer_notif: 1,
+            resend_igmp: 1,
+            all_slaves_active: false,
+            min_links: 0,
+        }
+    }
+}
+
+fn list<T: ToString>(items: &[T]) -> String {
+    items.iter().map(T::to_string).collect::<Vec<_>>().join(" ")
 }
 
 impl Options {
@@ -333,6 +529,9 @@ impl Options {
     }
     pub fn arp_targets(&self) -> &[Ipv4Addr] {
         &self.arp_targets
+    }
+    pub fn ns_targets(&self) -> &[Ipv6Addr] {
+        &self.ns_targets
     }
     pub fn primary(&self) -> &str {
         &self.primary
@@ -365,25 +564,25 @@ impl Options {
     /// The value as the sysfs file of that name reads (without the trailing newline).
     pub fn sysfs(&self, name: OptionName) -> String {
         match name {
-            OptionName::Mode => Mode::ActiveBackup.sysfs(),
-            OptionName::Miimon => self.miimon.to_string(),
-            OptionName::Updelay => self.delay_ms(Delay::Up).to_string(),
-            OptionName::Downdelay => self.delay_ms(Delay::Down).to_string(),
-            OptionName::PeerNotifDelay => self.delay_ms(Delay::PeerNotif).to_string(),
-            OptionName::UseCarrier => u8::from(self.use_carrier).to_string(),
-            OptionName::ArpInterval => self.arp_interval.to_string(),
-            OptionName::ArpIpTarget => {
-                self.arp_targets.iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(" ")
-            }
-            OptionName::ArpValidate => self.arp_validate.sysfs(),
-            OptionName::ArpAllTargets => self.arp_all_targets.sysfs(),
-            OptionName::ArpMissedMax => self.arp_missed_max.to_string(),
-            OptionName::Primary => self.primary.clone(),
-            OptionName::PrimaryReselect => self.primary_reselect.sysfs(),
-            OptionName::FailOverMac => self.fail_over_mac.sysfs(),
-            OptionName::NumGratArp | OptionName::NumUnsolNa => self.num_peer_notif.to_string(),
-            OptionName::AllSlavesActive => u8::from(self.all_slaves_active).to_string(),
-            OptionName::MinLinks => self.min_links.to_string(),
+            O::Mode => Mode::ActiveBackup.sysfs(),
+            O::Miimon => self.miimon.to_string(),
+            O::Updelay => self.delay_ms(Delay::Up).to_string(),
+            O::Downdelay => self.delay_ms(Delay::Down).to_string(),
+            O::PeerNotifDelay => self.delay_ms(Delay::PeerNotif).to_string(),
+            O::UseCarrier => u8::from(self.use_carrier).to_string(),
+            O::ArpInterval => self.arp_interval.to_string(),
+            O::ArpIpTarget => list(&self.arp_targets),
+            O::NsIp6Target => list(&self.ns_targets),
+            O::ArpValidate => self.arp_validate.sysfs(),
+            O::ArpAllTargets => self.arp_all_targets.sysfs(),
+            O::ArpMissedMax => self.arp_missed_max.to_string(),
+            O::Primary => self.primary.clone(),
+            O::PrimaryReselect => self.primary_reselect.sysfs(),
+            O::FailOverMac => self.fail_over_mac.sysfs(),
+            O::NumGratArp | O::NumUnsolNa => self.num_peer_notif.to_string(),
+            O::ResendIgmp => self.resend_igmp.to_string(),
+            O::AllSlavesActive => u8::from(self.all_slaves_active).to_string(),
+            O::MinLinks => self.min_links.to_string(),
         }
     }
 
@@ -396,42 +595,45 @@ impl Options {
     /// bond logs about it. Dependencies on the bond's state (slaves present, device up) are
     /// the caller's to check first: see `Bond::set_option`.
     pub fn set(&mut self, name: OptionName, raw: &str) -> Result<Vec<Event>, OptionError> {
-        let option = name.as_str();
         match name {
-            OptionName::Mode => self.set_mode(raw),
-            OptionName::Miimon => Ok(self.set_miimon(parse_u32(option, raw, 0, INT_MAX, 0)?)),
-            OptionName::Updelay => self.set_delay(Delay::Up, raw),
-            OptionName::Downdelay => self.set_delay(Delay::Down, raw),
-            OptionName::PeerNotifDelay => self.set_delay(Delay::PeerNotif, raw),
-            OptionName::ArpInterval => Ok(self.set_arp_interval(parse_u32(option, raw, 0, INT_MAX, 0)?)),
-            OptionName::ArpIpTarget => self.set_targets(raw),
-            OptionName::Primary => self.set_primary(raw),
-            _ => self.set_plain(name, raw).map(|value| vec![Event::ValueSet { option, value }]),
+            O::Mode => self.set_mode(raw),
+            O::Miimon => Ok(self.set_miimon(parse_u32(name, raw)?)),
+            O::Updelay => self.set_delay(Delay::Up, raw),
+            O::Downdelay => self.set_delay(Delay::Down, raw),
+            O::PeerNotifDelay => self.set_delay(Delay::PeerNotif, raw),
+            O::ArpInterval => Ok(self.set_arp_interval(parse_u32(name, raw)?)),
+            O::ArpIpTarget => self.set_targets(raw),
+            O::NsIp6Target => self.set_ns_targets(raw),
+            O::Primary => self.set_primary(raw),
+            _ => {
+                self.set_plain(name, raw)?;
+                let said = name.info().logged.then(|| Event::OptionSet { option: name, value: self.sysfs(name) });
+                Ok(said.into_iter().collect())
+            }
         }
     }
 
-    /// Options with no interaction: store the value and return how it reads back.
-    fn set_plain(&mut self, name: OptionName, raw: &str) -> Result<String, OptionError> {
-        let option = name.as_str();
+    /// Options with no interaction: store the value.
+    fn set_plain(&mut self, name: OptionName, raw: &str) -> Result<(), OptionError> {
+        let number = |raw| parse_u32(name, raw);
         match name {
-            OptionName::UseCarrier => self.use_carrier = parse_switch(option, raw)?,
-            OptionName::ArpValidate => self.arp_validate = parse_choice(option, raw)?,
-            OptionName::ArpAllTargets => self.arp_all_targets = parse_choice(option, raw)?,
-            OptionName::ArpMissedMax => self.arp_missed_max = parse_u32(option, raw, 1, 255, 2)? as u8,
-            OptionName::PrimaryReselect => self.primary_reselect = parse_choice(option, raw)?,
-            OptionName::FailOverMac => self.fail_over_mac = parse_choice(option, raw)?,
-            OptionName::NumGratArp | OptionName::NumUnsolNa => {
-                self.num_peer_notif = parse_u32(option, raw, 0, 255, 1)? as u8
-            }
-            OptionName::AllSlavesActive => self.all_slaves_active = parse_switch(option, raw)?,
-            OptionName::MinLinks => self.min_links = parse_u32(option, raw, 0, INT_MAX, 0)?,
-            _ => return Err(OptionError::Unknown(option.to_string())),
+            O::UseCarrier => self.use_carrier = number(raw)? == 1,
+            O::ArpValidate => self.arp_validate = parse_choice(raw)?,
+            O::ArpAllTargets => self.arp_all_targets = parse_choice(raw)?,
+            O::ArpMissedMax => self.arp_missed_max = number(raw)? as u8,
+            O::PrimaryReselect => self.primary_reselect = parse_choice(raw)?,
+            O::FailOverMac => self.fail_over_mac = parse_choice(raw)?,
+            O::NumGratArp | O::NumUnsolNa => self.num_peer_notif = number(raw)? as u8,
+            O::ResendIgmp => self.resend_igmp = number(raw)? as u8,
+            O::AllSlavesActive => self.all_slaves_active = number(raw)? == 1,
+            O::MinLinks => self.min_links = number(raw)?,
+            _ => return Err(OptionError::Unknown(name.as_str().to_string())),
         }
-        Ok(self.sysfs(name))
+        Ok(())
     }
 
     fn set_mode(&mut self, raw: &str) -> Result<Vec<Event>, OptionError> {
-        let mode: Mode = parse_choice("mode", raw)?;
+        let mode = parse_mode(raw)?;
         if mode != Mode::ActiveBackup {
             return Err(OptionError::UnsupportedMode { name: mode.name(), number: mode.number() });
         }
@@ -460,7 +662,7 @@ impl Options {
         if self.miimon == 0 {
             return Err(OptionError::MiimonDisabled(d.phrase()));
         }
-        let given = parse_u32(d.option_name(), raw, 0, INT_MAX, 0)?;
+        let given = parse_u32(d.option(), raw)?;
         let miimon = self.miimon;
         *self.delay_ticks_mut(d) = given / miimon;
         let ms = self.delay_ms(d);
@@ -468,7 +670,9 @@ impl Options {
         if given % miimon != 0 {
             events.push(Event::DelayRounded { delay: d, given, miimon, rounded: ms });
         }
-        events.push(Event::DelaySet { delay: d, ms });
+        if d.option().info().logged {
+            events.push(Event::DelaySet { delay: d, ms });
+        }
         Ok(events)
     }
 
@@ -497,15 +701,11 @@ impl Options {
         if let Some(del) = v.strip_prefix('-') {
             return self.remove_target(parse_target(del)?);
         }
-        let wanted = v
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-            .map(parse_target)
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(dup) = wanted.iter().enumerate().find(|(i, t)| wanted[..*i].contains(t)) {
-            return Err(OptionError::TargetExists(*dup.1));
+        let wanted = split_list(v).map(parse_target).collect::<Result<Vec<_>, _>>()?;
+        if let Some(dup) = first_duplicate(&wanted) {
+            return Err(OptionError::TargetExists(dup));
         }
-        if wanted.len() > MAX_ARP_TARGETS {
+        if wanted.len() > MAX_TARGETS {
             return Err(OptionError::TargetTableFull);
         }
         let mut events = Vec::new();
@@ -524,7 +724,7 @@ impl Options {
         if self.arp_targets.contains(&ip) {
             return Err(OptionError::TargetExists(ip));
         }
-        if self.arp_targets.len() >= MAX_ARP_TARGETS {
+        if self.arp_targets.len() >= MAX_TARGETS {
             return Err(OptionError::TargetTableFull);
         }
         self.arp_targets.push(ip);
@@ -542,6 +742,32 @@ impl Options {
         Ok(events)
     }
 
+    /// The same forms for IPv6 targets. The kernel logs additions only at debug level.
+    fn set_ns_targets(&mut self, raw: &str) -> Result<Vec<Event>, OptionError> {
+        let v = raw.trim();
+        if let Some(del) = v.strip_prefix('-') {
+            let ip = parse_ns_target(del)?;
+            let pos = self.ns_targets.iter().position(|t| *t == ip).ok_or(OptionError::NoSuchNsTarget(ip))?;
+            self.ns_targets.remove(pos);
+            return Ok(Vec::new());
+        }
+        let (mut targets, adding) = match v.strip_prefix('+') {
+            Some(add) => (self.ns_targets.clone(), vec![parse_ns_target(add)?]),
+            None => (Vec::new(), split_list(v).map(parse_ns_target).collect::<Result<Vec<_>, _>>()?),
+        };
+        for ip in adding {
+            if targets.contains(&ip) {
+                return Err(OptionError::NsTargetExists(ip));
+            }
+            if targets.len() >= MAX_TARGETS {
+                return Err(OptionError::NsTargetTableFull);
+            }
+            targets.push(ip);
+        }
+        self.ns_targets = targets;
+        Ok(Vec::new())
+    }
+
     fn set_primary(&mut self, raw: &str) -> Result<Vec<Event>, OptionError> {
         let name = raw.trim();
         if name.len() > MAX_IFNAME || name.contains(['/', ':']) {
@@ -556,7 +782,8 @@ impl Options {
     /// interval without a target is dropped, and a bond with no monitor is warned about.
     pub(crate) fn creation_events(&mut self) -> Vec<Event> {
         let mut events = Vec::new();
-        if self.arp_interval > 0 && self.arp_targets.is_empty() {
+        let targets = self.arp_targets.len() + self.ns_targets.len();
+        if self.arp_interval > 0 && targets == 0 {
             events.push(Event::ArpIntervalWithoutTargets { ms: self.arp_interval });
             self.arp_interval = 0;
         }
@@ -572,5 +799,51 @@ impl Options {
             events.push(Event::NoMonitor);
         }
         events
+    }
+}
+
+fn split_list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty())
+}
+
+fn first_duplicate<T: PartialEq + Copy>(items: &[T]) -> Option<T> {
+    items.iter().enumerate().find(|(i, t)| items[..*i].contains(t)).map(|(_, t)| *t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_is_in_the_table_once() {
+        let mut names: Vec<&str> = OPTIONS.iter().map(|o| o.sysfs).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OPTIONS.len());
+        for o in OPTIONS {
+            assert_eq!(o.debian, format!("bond-{}", o.sysfs.replace('_', "-")), "Debian spells every option bond-NAME");
+            assert!(!o.help.is_empty() && !o.help.contains('\n'), "{}: one line of help", o.sysfs);
+        }
+    }
+
+    #[test]
+    fn table_names_are_values_as_the_kernel_takes_them() {
+        let mut o = Options::default();
+        o.apply("miimon", "maxval").unwrap();
+        assert_eq!(o.miimon, i32::MAX as u32);
+        o.apply("miimon", "off").unwrap();
+        assert_eq!(o.miimon, 0);
+        o.apply("arp_missed_max", "minval").unwrap();
+        assert_eq!(o.arp_missed_max, 1);
+        o.apply("arp_missed_max", "default").unwrap();
+        assert_eq!(o.arp_missed_max, 2);
+        o.apply("use_carrier", "off").unwrap();
+        assert!(!o.use_carrier);
+        o.apply("all_slaves_active", "on").unwrap();
+        assert!(o.all_slaves_active);
+        o.apply("num_grat_arp", "off").unwrap();
+        assert_eq!(o.num_peer_notif, 0);
+        assert!(o.apply("arp_missed_max", "0").is_err(), "below minval");
+        assert!(o.apply("arp_missed_max", "off").is_err(), "no such name for it");
     }
 }

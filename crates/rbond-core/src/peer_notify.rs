@@ -17,7 +17,7 @@ impl Bond {
     }
 
     fn notify(&mut self) {
-        if let Some(slave) = self.active.clone() {
+        if let Some(slave) = self.active {
             self.push(Action::NotifyPeers { slave });
         }
     }

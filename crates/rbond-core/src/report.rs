@@ -4,21 +4,22 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::bond::Bond;
+use crate::bond::{Bond, SlaveId};
 use crate::mac::Mac;
-use crate::options::{Choice, Delay, FailOverMac, OptionName, Options};
+use crate::options::OptionName;
 use crate::slave::{Duplex, LinkState};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SlaveReport {
+    pub id: SlaveId,
     pub name: String,
     /// `active` or `backup`.
-    pub state: &'static str,
-    pub mii_status: &'static str,
+    pub state: String,
+    pub mii_status: String,
     pub link: LinkState,
     pub carrier: bool,
     pub speed: Option<u32>,
@@ -34,26 +35,24 @@ pub struct SlaveReport {
     pub bad_frames: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub bond: String,
-    pub version: &'static str,
+    pub version: String,
     pub up: bool,
     /// The bond's carrier, which `/proc` calls its MII status.
-    pub mii_status: &'static str,
+    pub mii_status: String,
     pub active_slave: Option<String>,
     /// The enslaved primary, if the `primary` option names a slave.
     pub primary_slave: Option<String>,
     pub mac: Option<Mac>,
     /// Every option as its sysfs file reads, e.g. `"mode": "active-backup 1"`.
-    pub options: BTreeMap<&'static str, String>,
+    pub options: BTreeMap<String, String>,
     pub slaves: Vec<SlaveReport>,
-    #[serde(skip)]
-    opts: Options,
 }
 
-fn up_down(b: bool) -> &'static str {
-    if b { "up" } else { "down" }
+fn up_down(b: bool) -> String {
+    if b { "up" } else { "down" }.to_string()
 }
 
 impl Bond {
@@ -62,9 +61,10 @@ impl Bond {
             .slaves
             .iter()
             .map(|s| SlaveReport {
+                id: s.id,
                 name: s.name.clone(),
-                state: if s.backup { "backup" } else { "active" },
-                mii_status: s.link.mii_status(),
+                state: if s.backup { "backup" } else { "active" }.to_string(),
+                mii_status: s.link.mii_status().to_string(),
                 link: s.link,
                 carrier: s.hw.carrier,
                 speed: s.hw.speed,
@@ -80,47 +80,57 @@ impl Bond {
             .collect();
         Report {
             bond: self.name.clone(),
-            version: VERSION,
+            version: VERSION.to_string(),
             up: self.up,
             mii_status: up_down(self.carrier),
-            active_slave: self.active.clone(),
+            active_slave: self.active_slave().map(str::to_string),
             primary_slave: self.primary_slave().map(|p| p.name.clone()),
             mac: self.mac,
-            options: OptionName::ALL.iter().map(|o| (o.as_str(), self.opts.sysfs(*o))).collect(),
+            options: OptionName::all().map(|o| (o.as_str().to_string(), self.opts.sysfs(o))).collect(),
             slaves,
-            opts: self.opts.clone(),
         }
     }
 }
 
 impl Report {
+    /// An option's value as its sysfs file reads (empty for an unknown name).
+    pub fn option(&self, name: OptionName) -> &str {
+        self.options.get(name.as_str()).map_or("", String::as_str)
+    }
+
+    /// The name part of a choice option (`active` of `active 1`).
+    fn choice(&self, name: OptionName) -> &str {
+        self.option(name).split(' ').next().unwrap_or_default()
+    }
+
     /// The text of `/proc/net/bonding/<bond>`, line for line in the kernel's layout.
     pub fn proc_text(&self) -> String {
-        let o = &self.opts;
+        let o = |name| self.option(name);
         let mut t = format!("Ethernet Channel Bonding Driver: rbond v{}\n\n", self.version);
         t.push_str("Bonding Mode: fault-tolerance (active-backup)");
-        if o.fail_over_mac != FailOverMac::None {
-            let _ = write!(t, " (fail_over_mac {})", o.fail_over_mac.name());
+        if self.choice(OptionName::FailOverMac) != "none" {
+            let _ = write!(t, " (fail_over_mac {})", self.choice(OptionName::FailOverMac));
         }
         t.push('\n');
         match &self.primary_slave {
             Some(p) => {
-                let _ = writeln!(t, "Primary Slave: {p} (primary_reselect {})", o.primary_reselect.name());
+                let _ =
+                    writeln!(t, "Primary Slave: {p} (primary_reselect {})", self.choice(OptionName::PrimaryReselect));
             }
             None => t.push_str("Primary Slave: None\n"),
         }
         let _ = writeln!(t, "Currently Active Slave: {}", self.active_slave.as_deref().unwrap_or("None"));
         let _ = writeln!(t, "MII Status: {}", self.mii_status);
-        let _ = writeln!(t, "MII Polling Interval (ms): {}", o.miimon);
-        let _ = writeln!(t, "Up Delay (ms): {}", o.delay_ms(Delay::Up));
-        let _ = writeln!(t, "Down Delay (ms): {}", o.delay_ms(Delay::Down));
-        let _ = writeln!(t, "Peer Notification Delay (ms): {}", o.delay_ms(Delay::PeerNotif));
-        if o.arp_interval > 0 {
-            let _ = writeln!(t, "ARP Polling Interval (ms): {}", o.arp_interval);
-            let _ = writeln!(t, "ARP Missed Max: {}", o.arp_missed_max);
-            let targets: Vec<String> = o.arp_targets.iter().map(|a| format!(" {a}")).collect();
-            let _ = writeln!(t, "ARP IP target/s (n.n.n.n form):{}", targets.join(","));
-            t.push_str("NS IPv6 target/s (xx::xx form):\n");
+        let _ = writeln!(t, "MII Polling Interval (ms): {}", o(OptionName::Miimon));
+        let _ = writeln!(t, "Up Delay (ms): {}", o(OptionName::Updelay));
+        let _ = writeln!(t, "Down Delay (ms): {}", o(OptionName::Downdelay));
+        let _ = writeln!(t, "Peer Notification Delay (ms): {}", o(OptionName::PeerNotifDelay));
+        if o(OptionName::ArpInterval) != "0" {
+            let targets = |name| o(name).split_whitespace().map(|a| format!(" {a}")).collect::<Vec<_>>().join(",");
+            let _ = writeln!(t, "ARP Polling Interval (ms): {}", o(OptionName::ArpInterval));
+            let _ = writeln!(t, "ARP Missed Max: {}", o(OptionName::ArpMissedMax));
+            let _ = writeln!(t, "ARP IP target/s (n.n.n.n form):{}", targets(OptionName::ArpIpTarget));
+            let _ = writeln!(t, "NS IPv6 target/s (xx::xx form):{}", targets(OptionName::NsIp6Target));
         }
         for s in &self.slaves {
             let _ = write!(t, "\nSlave Interface: {}\n", s.name);
@@ -149,11 +159,13 @@ impl Report {
         match file {
             "active_slave" => Some(self.active_slave.clone().unwrap_or_default()),
             "slaves" => Some(self.slaves.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" ")),
-            "mii_status" => Some(self.mii_status.to_string()),
+            "mii_status" => Some(self.mii_status.clone()),
             // The file shows the enslaved primary only, not a name still waiting for its slave.
             "primary" => Some(self.primary_slave.clone().unwrap_or_default()),
-            "queue_id" => Some(self.slaves.iter().map(|s| format!("{}:{}", s.name, s.queue_id)).collect::<Vec<_>>().join(" ")),
-            _ => OptionName::parse(file).ok().map(|o| self.opts.sysfs(o)),
+            "queue_id" => {
+                Some(self.slaves.iter().map(|s| format!("{}:{}", s.name, s.queue_id)).collect::<Vec<_>>().join(" "))
+            }
+            _ => OptionName::parse(file).ok().map(|o| self.option(o).to_string()),
         }
     }
 
@@ -161,8 +173,8 @@ impl Report {
     pub fn slave_sysfs(&self, slave: &str, file: &str) -> Option<String> {
         let s = self.slaves.iter().find(|s| s.name == slave)?;
         match file {
-            "state" => Some(s.state.to_string()),
-            "mii_status" => Some(s.mii_status.to_string()),
+            "state" => Some(s.state.clone()),
+            "mii_status" => Some(s.mii_status.clone()),
             "link_failure_count" => Some(s.link_failure_count.to_string()),
             "perm_hwaddr" => Some(s.perm_hwaddr.to_string()),
             "queue_id" => Some(s.queue_id.to_string()),

@@ -4,6 +4,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bond::SlaveId;
 use crate::mac::Mac;
 use crate::time::Instant;
 
@@ -55,9 +56,11 @@ impl LinkInfo {
     }
 }
 
-/// An interface offered for enslaving: its name, its MAC as it is now, and its link.
+/// An interface offered for enslaving: the caller's id for it, its name, its MAC as it is
+/// now, and its link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlaveSpec {
+    pub id: SlaveId,
     pub name: String,
     pub mac: Mac,
     pub link: LinkInfo,
@@ -65,6 +68,7 @@ pub struct SlaveSpec {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Slave {
+    pub(crate) id: SlaveId,
     pub(crate) name: String,
     /// The MAC it had when enslaved; what release puts back.
     pub(crate) perm_mac: Mac,
@@ -73,6 +77,9 @@ pub(crate) struct Slave {
     pub(crate) link: LinkState,
     /// When a FAIL or BACK countdown ends.
     pub(crate) delay_until: Option<Instant>,
+    /// Enslaved but not yet inspected by the MII monitor, so its countdown has not begun.
+    #[serde(default)]
+    pub(crate) unseen: bool,
     pub(crate) hw: LinkInfo,
     /// The kernel's `backup` state: false for the active slave and for the ARP candidate.
     pub(crate) backup: bool,
@@ -94,11 +101,13 @@ pub(crate) struct Slave {
 impl Slave {
     pub(crate) fn new(spec: SlaveSpec, link: LinkState) -> Slave {
         Slave {
+            id: spec.id,
             name: spec.name,
             perm_mac: spec.mac,
             mac: spec.mac,
             link,
             delay_until: None,
+            unseen: true,
             hw: spec.link,
             backup: true,
             failures: 0,

@@ -2,14 +2,21 @@
 
 mod common;
 
-use common::{BOND_IP, PEER_IP, Sim};
+use common::{BOND_IP, PEER_IP, Sim, id};
 use rbond_core::{ArpFrame, ArpOp, Input, Mac};
 use std::net::Ipv4Addr;
 
 const FORGER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
 
 fn frame(op: ArpOp, sip: Ipv4Addr, tip: Ipv4Addr, outgoing: bool) -> ArpFrame {
-    ArpFrame { op, sender_mac: Mac([2, 0, 0, 0, 0, 9]), sender_ip: sip, target_mac: Mac::ZERO, target_ip: tip, outgoing }
+    ArpFrame {
+        op,
+        sender_mac: Mac([2, 0, 0, 0, 0, 9]),
+        sender_ip: sip,
+        target_mac: Mac::ZERO,
+        target_ip: tip,
+        outgoing,
+    }
 }
 
 /// eth0 active and eth1 backup with the real peer silent: only `feed` keeps a slave alive.
@@ -40,7 +47,7 @@ fn survives(sim: &mut Sim, slave: &str, f: Input) -> bool {
 }
 
 fn arp(slave: &str, f: ArpFrame) -> Input {
-    Input::Arp { slave: slave.into(), frame: f }
+    Input::Arp { slave: id(slave), frame: f }
 }
 
 #[test]
@@ -61,9 +68,9 @@ fn a_validating_active_needs_replies_from_a_target_to_our_address() {
 #[test]
 fn without_validation_any_frame_counts_and_filter_counts_only_arp() {
     let mut sim = silent_peer("none");
-    assert!(survives(&mut sim, "eth1", Input::Rx { slave: "eth1".into() }));
+    assert!(survives(&mut sim, "eth1", Input::Rx { slave: id("eth1") }));
     let mut sim = silent_peer("filter");
-    assert!(!survives(&mut sim, "eth1", Input::Rx { slave: "eth1".into() }));
+    assert!(!survives(&mut sim, "eth1", Input::Rx { slave: id("eth1") }));
     let mut sim = silent_peer("filter");
     assert!(survives(&mut sim, "eth1", arp("eth1", frame(ArpOp::Request, FORGER, FORGER, false))));
 }
@@ -83,8 +90,8 @@ fn a_validating_backup_checks_our_relayed_request_with_the_roles_swapped() {
 fn frames_on_unknown_slaves_are_refused() {
     let mut sim = silent_peer("all");
     let err = sim.input(arp("eth9", frame(ArpOp::Reply, PEER_IP, BOND_IP, false))).unwrap_err();
-    assert_eq!(err.to_string(), "eth9 not enslaved");
-    assert_eq!(sim.input(Input::Rx { slave: "eth9".into() }).unwrap_err().to_string(), "eth9 not enslaved");
+    assert_eq!(err.to_string(), "slave 19 not enslaved");
+    assert_eq!(sim.input(Input::Rx { slave: id("eth9") }).unwrap_err().to_string(), "slave 19 not enslaved");
 }
 
 /// The ARP probes among the actions taken since the last call, as (slave, target, source).
@@ -92,7 +99,9 @@ fn probes(sim: &mut Sim) -> Vec<(String, Ipv4Addr, Ipv4Addr)> {
     sim.take_actions()
         .into_iter()
         .filter_map(|(_, a)| match a {
-            rbond_core::Action::SendArpProbe { slave, target, source } => Some((slave, target, source)),
+            rbond_core::Action::SendArpProbe { slave, target, source } => {
+                Some((common::name_of(slave), target, source))
+            }
             _ => None,
         })
         .collect()
@@ -140,9 +149,9 @@ fn refused_and_unparseable_frames_are_counted() {
         sim.input(arp("eth0", frame(ArpOp::Reply, FORGER, BOND_IP, false))).unwrap();
         sim.input(arp("eth0", frame(ArpOp::Reply, PEER_IP, BOND_IP, false))).unwrap();
         sim.input(arp("eth1", frame(ArpOp::Reply, FORGER, BOND_IP, false))).unwrap(); // backup: not validated
-        sim.input(Input::BadFrame { slave: "eth1".into() }).unwrap();
+        sim.input(Input::BadFrame { slave: id("eth1") }).unwrap();
     }
     assert_eq!(counts(&sim, "eth0"), (3, 0));
     assert_eq!(counts(&sim, "eth1"), (0, 3));
-    assert_eq!(sim.input(Input::BadFrame { slave: "eth9".into() }).unwrap_err().to_string(), "eth9 not enslaved");
+    assert_eq!(sim.input(Input::BadFrame { slave: id("eth9") }).unwrap_err().to_string(), "slave 19 not enslaved");
 }

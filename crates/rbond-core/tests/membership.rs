@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Sim, assert_log, mac};
+use common::{Sim, assert_log, id, mac};
 use rbond_core::{Action, Command, Mac, MacTarget};
 
 #[test]
@@ -13,7 +13,7 @@ fn enslave_refusals() {
     for bad in ["", "a/b", "name-longer-than-15", "has space"] {
         assert_eq!(sim.enslave(bad, true).unwrap_err().to_string(), format!("interface name '{bad}' is not valid"));
     }
-    assert_eq!(sim.release("eth5").unwrap_err().to_string(), "eth5 not enslaved");
+    assert_eq!(sim.release("eth5").unwrap_err().to_string(), "slave 15 not enslaved");
     assert_eq!(sim.sysfs("slaves"), "eth0");
 }
 
@@ -28,12 +28,14 @@ fn the_first_slave_brings_the_carrier_up() {
             (0, "bond0: enslaving eth0 as an active interface with an up link."),
         ],
     );
-    let acts: Vec<Action> = sim.take_actions().into_iter().map(|(_, a)| a).filter(|a| !matches!(a, Action::Log(_))).collect();
+    let acts: Vec<Action> =
+        sim.take_actions().into_iter().map(|(_, a)| a).filter(|a| !matches!(a, Action::Log(_))).collect();
     assert_eq!(
         acts,
         [
             Action::SetMac { target: MacTarget::Bond, mac: mac(1) },
-            Action::Activate { slave: "eth0".into() },
+            Action::Activate { slave: id("eth0") },
+            Action::ResendIgmp { slave: id("eth0") },
             Action::SetCarrier { up: true },
         ]
     );
@@ -157,14 +159,30 @@ fn release_all_releases_without_reselecting() {
     let mut sim = Sim::running(&[("miimon", "100")], &["eth0", "eth1"]);
     sim.take_log();
     sim.cmd(Command::ReleaseAll).unwrap();
+    // Squeeze's bond_release_all says one line for the lot (no "releasing ..." per slave).
+    assert_log(&sim.take_log(), &[(0, "bond0: released all slaves")]);
+    assert_eq!(sim.sysfs("mii_status"), "down");
+    assert_eq!(sim.active(), None);
+}
+
+/// A slave that already has carrier when enslaved with an updelay starts its countdown like
+/// any other; with nothing active, the next monitor tick lets it skip the rest (the kernel's
+/// `ignore_updelay`), with the lines a kernel writes.
+#[test]
+fn a_slave_enslaved_with_carrier_waits_for_the_next_tick() {
+    let mut sim = Sim::running(&[("miimon", "100"), ("updelay", "200")], &[]);
+    sim.take_log();
+    sim.enslave("eth0", true).unwrap();
+    assert_eq!(sim.active(), None, "not active before the monitor has seen it");
+    sim.after(100);
     assert_log(
         &sim.take_log(),
         &[
-            (0, "bond0: releasing active interface eth0"),
-            (0, "bond0: releasing backup interface eth1"),
-            (0, "bond0: released all slaves"),
+            (0, "bond0: enslaving eth0 as a backup interface with an up link."),
+            (100, "bond0: link status definitely up for interface eth0."),
+            (100, "bond0: making interface eth0 the new active one."),
+            (100, "bond0: first active interface up!"),
         ],
     );
-    assert_eq!(sim.sysfs("mii_status"), "down");
-    assert_eq!(sim.active(), None);
+    assert_eq!(sim.active().as_deref(), Some("eth0"));
 }

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use proptest::prelude::*;
 use rbond_core::{
     Action, ArpFrame, ArpOp, Bond, Command, Event, Input, Instant, Ipv4Cidr, LinkInfo, LinkState, Mac, OptionName,
-    Options, SlaveSpec,
+    Options, SlaveId, SlaveSpec,
 };
 
 const NAMES: [&str; 5] = ["eth0", "eth1", "eth2", "eth3", "bond0"];
@@ -91,12 +91,19 @@ fn build(initial: &[(usize, usize)]) -> Bond {
 
 fn input(op: &Op) -> Option<Input> {
     let name = |i: usize| NAMES[i].to_string();
+    // The ids differ from the names' order, so a mix-up of the two cannot go unnoticed.
+    let id = |i: usize| SlaveId(100 - i as u32);
     let link = |c: bool| if c { LinkInfo::up() } else { LinkInfo::down() };
     Some(match op {
         Op::Advance(_) => return None,
-        Op::Enslave(i, c) => Input::Enslave(SlaveSpec { name: name(*i), mac: Mac([2, 0, 0, 0, 0, *i as u8]), link: link(*c) }),
-        Op::Release(i) => Input::Release(name(*i)),
-        Op::Carrier(i, c) => Input::Link { slave: name(*i), link: link(*c) },
+        Op::Enslave(i, c) => Input::Enslave(SlaveSpec {
+            id: id(*i),
+            name: name(*i),
+            mac: Mac([2, 0, 0, 0, 0, *i as u8]),
+            link: link(*c),
+        }),
+        Op::Release(i) => Input::Release(id(*i)),
+        Op::Carrier(i, c) => Input::Link { slave: id(*i), link: link(*c) },
         Op::Set(o, v) => {
             let (n, values) = SETTINGS[*o];
             Input::Command(Command::SetOption { name: n.into(), value: values[v % values.len()].into() })
@@ -105,7 +112,7 @@ fn input(op: &Op) -> Option<Input> {
         Op::Up => Input::Command(Command::Up),
         Op::Down => Input::Command(Command::Down),
         Op::Arp { slave, reply, sip, tip, outgoing } => Input::Arp {
-            slave: name(*slave),
+            slave: id(*slave),
             frame: ArpFrame {
                 op: if *reply { ArpOp::Reply } else { ArpOp::Request },
                 sender_mac: Mac([2, 0, 0, 0, 0, 0xfe]),
@@ -115,7 +122,7 @@ fn input(op: &Op) -> Option<Input> {
                 outgoing: *outgoing,
             },
         },
-        Op::Rx(i) => Input::Rx { slave: name(*i) },
+        Op::Rx(i) => Input::Rx { slave: id(*i) },
         Op::Addresses(some) => Input::Addresses(if *some { vec![Ipv4Cidr::new(IPS[0], 24)] } else { vec![] }),
         Op::BondMac(b) => Input::Command(Command::SetBondMac(Mac([2, 0, 0, 0, 1, *b]))),
         Op::ReleaseAll => Input::Command(Command::ReleaseAll),
@@ -125,7 +132,10 @@ fn input(op: &Op) -> Option<Input> {
 /// Whether the step had a reason to change the active slave.
 fn may_change_active(op: &Op, events: &[Event]) -> bool {
     let link_event = events.iter().any(|e| {
-        matches!(e, Event::LinkUp { .. } | Event::LinkDown { .. } | Event::BackupDown { .. } | Event::LinkUpAgain { .. })
+        matches!(
+            e,
+            Event::LinkUp { .. } | Event::LinkDown { .. } | Event::BackupDown { .. } | Event::LinkUpAgain { .. }
+        )
     });
     let admin = matches!(op, Op::Enslave(..) | Op::Release(_) | Op::Set(..) | Op::Prio(..) | Op::ReleaseAll);
     admin || link_event
@@ -149,10 +159,16 @@ impl Checker {
             assert!(ok, "a slave is up, so the active must be usable: {r:#?}");
         }
         let carrier = r.slaves.iter().any(|s| s.link == LinkState::Up)
-            || r.active_slave.as_ref().is_some_and(|a| r.slaves.iter().any(|s| &s.name == a && s.link == LinkState::Fail));
+            || r.active_slave
+                .as_ref()
+                .is_some_and(|a| r.slaves.iter().any(|s| &s.name == a && s.link == LinkState::Fail));
         assert_eq!(r.mii_status == "up", carrier, "carrier follows the slaves");
         if before != r.active_slave {
-            assert!(may_change_active(op, events), "active moved {before:?} -> {:?} without cause on {op:?}", r.active_slave);
+            assert!(
+                may_change_active(op, events),
+                "active moved {before:?} -> {:?} without cause on {op:?}",
+                r.active_slave
+            );
         }
         let enslaved: BTreeMap<String, u32> = r.slaves.iter().map(|s| (s.name.clone(), s.link_failure_count)).collect();
         for (name, count) in &enslaved {
@@ -272,7 +288,15 @@ fn regression_candidate_and_new_active_both_active() {
 /// Releasing a slave cleared the probe candidate without returning it to backup.
 #[test]
 fn regression_release_leaves_candidate_flagged_active() {
-    let ops = [Op::Set(4, 1), Op::Enslave(2, false), Op::Carrier(2, true), Op::Enslave(1, false), Op::Up, Op::Release(1), Op::Enslave(0, true)];
+    let ops = [
+        Op::Set(4, 1),
+        Op::Enslave(2, false),
+        Op::Carrier(2, true),
+        Op::Enslave(1, false),
+        Op::Up,
+        Op::Release(1),
+        Op::Enslave(0, true),
+    ];
     run(&[], &ops);
 }
 

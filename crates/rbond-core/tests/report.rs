@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{PEER_IP, Sim};
+use common::{PEER_IP, Sim, id};
 use rbond_core::{Duplex, LinkInfo, SlaveSpec};
 
 #[test]
@@ -22,7 +22,7 @@ fn proc_text_with_arp_monitor_and_fail_over_mac() {
     let fast = LinkInfo { carrier: true, speed: Some(10000), duplex: Some(Duplex::Full) };
     for (name, last) in [("eth0", 1u8), ("eth1", 2)] {
         let mac = rbond_core::Mac([0, 0x0a, 0x0b, 0x0c, 0x0d, last]);
-        sim.enslave_spec(SlaveSpec { name: name.into(), mac, link: fast }).unwrap();
+        sim.enslave_spec(SlaveSpec { id: id(name), name: name.into(), mac, link: fast }).unwrap();
     }
     sim.after(5000);
     let want = "\

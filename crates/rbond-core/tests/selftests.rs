@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{PEER_IP, Sim, mac};
+use common::{PEER_IP, Sim, id, mac};
 use rbond_core::{Action, Command, MacTarget};
 
 /// mode-1-recovery-updelay.sh: when the last usable slave dies, a slave still counting down
@@ -118,7 +118,12 @@ fn arp_validate_brings_every_slave_up() {
     for v in 0..=6 {
         let v = v.to_string();
         let mut sim = Sim::running(
-            &[("mode", "active-backup"), ("arp_interval", "100"), ("arp_ip_target", "192.0.2.254"), ("arp_validate", &v)],
+            &[
+                ("mode", "active-backup"),
+                ("arp_interval", "100"),
+                ("arp_ip_target", "192.0.2.254"),
+                ("arp_validate", &v),
+            ],
             &[],
         );
         sim.arp_peer = Some(PEER_IP);
@@ -153,7 +158,7 @@ fn num_grat_arp_sends_exactly_n_spaced_notifications() {
         let sent: Vec<u64> = sim
             .take_actions()
             .into_iter()
-            .filter_map(|(t, a)| matches!(a, Action::NotifyPeers { ref slave } if slave == "eth1").then_some(t))
+            .filter_map(|(t, a)| matches!(a, Action::NotifyPeers { slave } if slave == id("eth1")).then_some(t))
             .collect();
         assert_eq!(sent.len(), n as usize, "num_grat_arp {n}: {sent:?}");
         assert_eq!(sent[0], failover, "the first goes out with the failover");
@@ -225,14 +230,20 @@ fn fail_over_mac_follow() {
         fom_failover(&mut sim);
     }
     sim.release("eth0").unwrap();
-    sim.enslave_spec(rbond_core::SlaveSpec { name: "eth0".into(), mac: mac(1), link: rbond_core::LinkInfo::up() })
-        .unwrap();
+    sim.enslave_spec(rbond_core::SlaveSpec {
+        id: id("eth0"),
+        name: "eth0".into(),
+        mac: mac(1),
+        link: rbond_core::LinkInfo::up(),
+    })
+    .unwrap();
     assert_ne!(sim.slave_mac("eth0"), mac(1));
     sim.take_actions();
     sim.release("eth0").unwrap();
-    let restored = sim.take_actions().into_iter().any(|(_, a)| {
-        a == Action::SetMac { target: MacTarget::Slave("eth0".into()), mac: mac(1) }
-    });
+    let restored = sim
+        .take_actions()
+        .into_iter()
+        .any(|(_, a)| a == Action::SetMac { target: MacTarget::Slave(id("eth0")), mac: mac(1) });
     assert!(restored, "eth0 gets mac[0] back on release");
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Sim, assert_log, mac};
+use common::{Sim, assert_log, id, mac};
 use rbond_core::{Action, Command};
 
 const GUIDE: &[(&str, &str)] =
@@ -139,16 +139,18 @@ fn transcript_1_restores_macs_and_announces_each_new_active() {
     sim.take_actions();
     sim.at(11_000).release("eth0").unwrap();
     sim.at(14_000).release("eth1").unwrap();
-    let acts: Vec<Action> = sim.take_actions().into_iter().map(|(_, a)| a).filter(|a| !matches!(a, Action::Log(_))).collect();
+    let acts: Vec<Action> =
+        sim.take_actions().into_iter().map(|(_, a)| a).filter(|a| !matches!(a, Action::Log(_))).collect();
     assert_eq!(
         acts,
         vec![
-            Action::Deactivate { slave: "eth0".into() },
-            Action::Activate { slave: "eth1".into() },
-            Action::NotifyPeers { slave: "eth1".into() },
+            Action::Deactivate { slave: id("eth0") },
+            Action::Activate { slave: id("eth1") },
+            Action::NotifyPeers { slave: id("eth1") },
+            Action::ResendIgmp { slave: id("eth1") },
             // eth1 leaves last: it gets its own MAC back, the bond stops using eth0's.
-            Action::Deactivate { slave: "eth1".into() },
-            Action::SetMac { target: rbond_core::MacTarget::Slave("eth1".into()), mac: mac(2) },
+            Action::Deactivate { slave: id("eth1") },
+            Action::SetMac { target: rbond_core::MacTarget::Slave(id("eth1")), mac: mac(2) },
             Action::SetMac { target: rbond_core::MacTarget::Bond, mac: rbond_core::Mac::derived(mac(1), "bond0") },
             Action::SetCarrier { up: false },
         ]

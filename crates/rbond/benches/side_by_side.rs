@@ -41,7 +41,9 @@ impl Contender {
         match self {
             Contender::Kernel => "rbond, kernel datapath",
             Contender::Userspace => "rbond, userspace datapath",
-            Contender::Ovs => "Open vSwitch userspace bond (netdev, carrier detect; the peer's tx offload off, for the bare turns too)",
+            Contender::Ovs => {
+                "Open vSwitch userspace bond (netdev, carrier detect; the peer's tx offload off, for the bare turns too)"
+            }
         }
     }
 }
@@ -65,15 +67,38 @@ impl Ovs {
         let db = dir.join("conf.db");
         let d = dir.display();
         run("ovsdb-tool", &["create", &db.display().to_string(), "/usr/share/openvswitch/vswitch.ovsschema"])?;
-        ovs.exec("ovsdb-server", &[&db.display().to_string(), &format!("--remote=punix:{d}/db.sock"), &format!("--pidfile={d}/ovsdb.pid"), &format!("--unixctl={d}/ovsdb.ctl"), "--detach", &format!("--log-file={d}/ovsdb.log")])?;
+        ovs.exec(
+            "ovsdb-server",
+            &[
+                &db.display().to_string(),
+                &format!("--remote=punix:{d}/db.sock"),
+                &format!("--pidfile={d}/ovsdb.pid"),
+                &format!("--unixctl={d}/ovsdb.ctl"),
+                "--detach",
+                &format!("--log-file={d}/ovsdb.log"),
+            ],
+        )?;
         ovs.vsctl(&["--no-wait", "init"])?;
-        ovs.exec("ovs-vswitchd", &[&format!("unix:{d}/db.sock"), &format!("--pidfile={d}/vswitchd.pid"), &format!("--unixctl={d}/vswitchd.ctl"), "--detach", &format!("--log-file={d}/vswitchd.log")])?;
+        ovs.exec(
+            "ovs-vswitchd",
+            &[
+                &format!("unix:{d}/db.sock"),
+                &format!("--pidfile={d}/vswitchd.pid"),
+                &format!("--unixctl={d}/vswitchd.ctl"),
+                "--detach",
+                &format!("--log-file={d}/vswitchd.log"),
+            ],
+        )?;
         let miimon = opt(opts, "miimon").unwrap_or("100");
         let updelay = opt(opts, "updelay").unwrap_or("0");
         let downdelay = opt(opts, "downdelay").unwrap_or("0");
         ovs.vsctl(&["add-br", "brb", "--", "set", "bridge", "brb", "datapath_type=netdev"])?;
         let mut bond = vec!["add-bond", "brb", "bond0", "eth0", "eth1", "bond_mode=active-backup"];
-        let (m, u, dd) = (format!("other_config:bond-miimon-interval={miimon}"), format!("bond_updelay={updelay}"), format!("bond_downdelay={downdelay}"));
+        let (m, u, dd) = (
+            format!("other_config:bond-miimon-interval={miimon}"),
+            format!("bond_updelay={updelay}"),
+            format!("bond_downdelay={downdelay}"),
+        );
         bond.extend(["other_config:bond-detect-mode=carrier", &m, &u, &dd]);
         let primary = opt(opts, "primary").map(|p| format!("other_config:bond-primary={p}"));
         bond.extend(primary.as_deref());
@@ -190,7 +215,8 @@ fn rtt(ns: &str) -> anyhow::Result<(f64, f64)> {
         .output()
         .context("ping (apt-get install iputils-ping)")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut t: Vec<f64> = text.lines().filter_map(|l| l.split("time=").nth(1)?.split(' ').next()?.parse().ok()).collect();
+    let mut t: Vec<f64> =
+        text.lines().filter_map(|l| l.split("time=").nth(1)?.split(' ').next()?.parse().ok()).collect();
     if t.len() < 900 {
         bail!("only {} of 1000 pings answered", t.len());
     }
@@ -381,7 +407,11 @@ fn profile(lab: &Lab) -> Option<String> {
     let traffic = std::thread::scope(|s| {
         let t = s.spawn(|| iperf(&lab.host(), 6, &[]));
         std::thread::sleep(Duration::from_secs(1));
-        let rec = Command::new("perf").args(["record", "-a", "-g", "-F", "999", "-o"]).arg(&data).args(["--", "sleep", "4"]).output();
+        let rec = Command::new("perf")
+            .args(["record", "-a", "-g", "-F", "999", "-o"])
+            .arg(&data)
+            .args(["--", "sleep", "4"])
+            .output();
         Some((t.join().ok()?.ok()?, rec.ok()?))
     })?;
     // Entries up to 100 % only: with children counted, the syscall entry points exceed it.
@@ -389,7 +419,11 @@ fn profile(lab: &Lab) -> Option<String> {
         let out = Command::new("perf").args(["report", "--stdio", "-g", "none", "-i"]).arg(&data).args(extra).output();
         let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
         let share = |l: &str| l.trim_start().split('%').next()?.parse::<f64>().ok();
-        text.lines().filter(|l| share(l).is_some_and(|p| p <= 100.0)).take(lines).map(|l| format!("    {}\n", l.trim())).collect()
+        text.lines()
+            .filter(|l| share(l).is_some_and(|p| p <= 100.0))
+            .take(lines)
+            .map(|l| format!("    {}\n", l.trim()))
+            .collect()
     };
     let (gbps, _) = traffic.0;
     let daemon = ["--comms", "rbond", "--percentage", "relative", "--sort", "sym"];
@@ -454,25 +488,49 @@ fn pulls_cell(v: &[(Duration, u32)]) -> String {
 }
 
 fn print_tables(rows: &[(Contender, Figures)]) {
-    println!("| path | 1 stream out, Gbit/s | 1 stream in | bare veth in the same turns (out / in) | vs bare (out / in) | 4 streams out | 4 streams in | daemon CPU s per GB | daemon CPU at rest | daemon RSS |");
+    println!(
+        "| path | 1 stream out, Gbit/s | 1 stream in | bare veth in the same turns (out / in) | vs bare (out / in) | 4 streams out | 4 streams in | daemon CPU s per GB | daemon CPU at rest | daemon RSS |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (who, f) in rows {
         let cells = match (f.gbps, f.bare_gbps, f.ratio) {
             (Some(g), Some(b), Some(r)) => {
-                let d = f.daemon.map_or(["—".to_string(), "—".into(), "—".into()], |(gb, idle, rss)| [format!("{gb:.3}"), format!("{idle:.3} %"), format!("{rss:.1} MB")]);
-                format!("{:.2} | {:.2} | {:.2} / {:.2} | {:.0} % / {:.0} % | {:.2} | {:.2} | {}", g[0], g[1], b[0], b[1], 100.0 * r[0], 100.0 * r[1], g[2], g[3], d.join(" | "))
+                let d = f.daemon.map_or(["—".to_string(), "—".into(), "—".into()], |(gb, idle, rss)| {
+                    [format!("{gb:.3}"), format!("{idle:.3} %"), format!("{rss:.1} MB")]
+                });
+                format!(
+                    "{:.2} | {:.2} | {:.2} / {:.2} | {:.0} % / {:.0} % | {:.2} | {:.2} | {}",
+                    g[0],
+                    g[1],
+                    b[0],
+                    b[1],
+                    100.0 * r[0],
+                    100.0 * r[1],
+                    g[2],
+                    g[3],
+                    d.join(" | ")
+                )
             }
             _ => format!("failed: {} | | | | | | | | |", f.failure.as_deref().unwrap_or("no figures")),
         };
         println!("| {} | {cells} |", who.label());
     }
     println!();
-    println!("| path | ping RTT median / p99, ms | bare veth just before | outage on pull at 10k pkt/s, delays 0: median / max | with the guide's delays (200 ms): median / max | lost across `rbond restart` |");
+    println!(
+        "| path | ping RTT median / p99, ms | bare veth just before | outage on pull at 10k pkt/s, delays 0: median / max | with the guide's delays (200 ms): median / max | lost across `rbond restart` |"
+    );
     println!("|---|---|---|---|---|---|");
     let pair = |r: Option<(f64, f64)>| r.map_or("—".into(), |(a, b)| format!("{a:.3} / {b:.3}"));
     for (who, f) in rows {
         let restart = f.restart.map_or("—".into(), |(l, s)| format!("{l} of {s}"));
-        println!("| {} | {} | {} | {} | {} | {restart} |", who.label(), pair(f.rtt), pair(f.bare_rtt), pulls_cell(&f.pulls), pulls_cell(&f.guide_pulls));
+        println!(
+            "| {} | {} | {} | {} | {} | {restart} |",
+            who.label(),
+            pair(f.rtt),
+            pair(f.bare_rtt),
+            pulls_cell(&f.pulls),
+            pulls_cell(&f.guide_pulls)
+        );
     }
 }
 
@@ -495,18 +553,50 @@ fn print_goals(rows: &[(Contender, Figures)]) {
             Contender::Ovs => continue,
         };
         let pct = f.ratio.map(|r| 100.0 * r[0].min(r[1]));
-        line(format!("{name} datapath throughput ≥ {want:.0} % of bare veth (one stream, worse direction)"), pct.map_or("—".into(), |p| format!("{p:.0} %")), pct.map(|p| p >= want), pct.map_or(String::new(), |p| format!("by {:.0} points", want - p)));
+        line(
+            format!("{name} datapath throughput ≥ {want:.0} % of bare veth (one stream, worse direction)"),
+            pct.map_or("—".into(), |p| format!("{p:.0} %")),
+            pct.map(|p| p >= want),
+            pct.map_or(String::new(), |p| format!("by {:.0} points", want - p)),
+        );
         let added = f.rtt.zip(f.bare_rtt).map(|(r, b)| (r.0 - b.0) * 1000.0);
-        line(format!("{name} datapath RTT added ≤ {limit:.0} µs (median)"), added.map_or("—".into(), |a| format!("{a:.0} µs")), added.map(|a| a <= limit), added.map_or(String::new(), |a| format!("by {:.0} µs", a - limit)));
+        line(
+            format!("{name} datapath RTT added ≤ {limit:.0} µs (median)"),
+            added.map_or("—".into(), |a| format!("{a:.0} µs")),
+            added.map(|a| a <= limit),
+            added.map_or(String::new(), |a| format!("by {:.0} µs", a - limit)),
+        );
         let s = spread(&f.pulls);
-        line(format!("{name} datapath failover, delays 0: median ≤ 0.5 ms, max ≤ 1 ms"), s.map_or("—".into(), |(m, x, _, _)| format!("{m:.1} / {x:.1} ms")), s.map(|(m, x, _, _)| m <= 0.5 && x <= 1.0), s.map_or(String::new(), |(m, x, _, _)| format!("by {:.1} / {:.1} ms", (m - 0.5).max(0.0), (x - 1.0).max(0.0))));
+        line(
+            format!("{name} datapath failover, delays 0: median ≤ 0.5 ms, max ≤ 1 ms"),
+            s.map_or("—".into(), |(m, x, _, _)| format!("{m:.1} / {x:.1} ms")),
+            s.map(|(m, x, _, _)| m <= 0.5 && x <= 1.0),
+            s.map_or(String::new(), |(m, x, _, _)| {
+                format!("by {:.1} / {:.1} ms", (m - 0.5).max(0.0), (x - 1.0).max(0.0))
+            }),
+        );
         let g = spread(&f.guide_pulls);
-        line(format!("{name} datapath failover, guide's settings: ≤ 200 ms + one miimon tick (300 ms)"), g.map_or("—".into(), |(_, x, _, _)| format!("max {x:.1} ms")), g.map(|(_, x, _, _)| x <= 300.0), g.map_or(String::new(), |(_, x, _, _)| format!("by {:.1} ms", x - 300.0)));
+        line(
+            format!("{name} datapath failover, guide's settings: ≤ 200 ms + one miimon tick (300 ms)"),
+            g.map_or("—".into(), |(_, x, _, _)| format!("max {x:.1} ms")),
+            g.map(|(_, x, _, _)| x <= 300.0),
+            g.map_or(String::new(), |(_, x, _, _)| format!("by {:.1} ms", x - 300.0)),
+        );
         if let Some((_, idle, rss)) = f.daemon {
-            line(format!("{name} datapath idle daemon < 0.1 % CPU, RSS ≤ 8 MB"), format!("{idle:.3} %, {rss:.1} MB"), Some(idle < 0.1 && rss <= 8.0), String::new());
+            line(
+                format!("{name} datapath idle daemon < 0.1 % CPU, RSS ≤ 8 MB"),
+                format!("{idle:.3} %, {rss:.1} MB"),
+                Some(idle < 0.1 && rss <= 8.0),
+                String::new(),
+            );
         }
         if *c == Contender::Kernel {
-            line("kernel datapath: 0 packets lost at 10k/s across a daemon restart".into(), f.restart.map_or("—".into(), |(l, s)| format!("{l} of {s}")), f.restart.map(|(l, _)| l == 0), f.restart.map_or(String::new(), |(l, _)| format!("by {l} packets")));
+            line(
+                "kernel datapath: 0 packets lost at 10k/s across a daemon restart".into(),
+                f.restart.map_or("—".into(), |(l, s)| format!("{l} of {s}")),
+                f.restart.map(|(l, _)| l == 0),
+                f.restart.map_or(String::new(), |(l, _)| format!("by {l} packets")),
+            );
         }
     }
     let profile = rows.iter().find(|(c, _)| *c == Contender::Userspace).and_then(|(_, f)| f.profile.as_deref());
@@ -520,11 +610,12 @@ fn main() -> anyhow::Result<()> {
     let n = env_num("PULLS", 10) as usize;
     let ovs = Command::new("ovs-vswitchd").arg("--version").output().is_ok();
     let wanted = std::env::var("CONTENDERS").unwrap_or_else(|_| "kernel,userspace,ovs".into());
-    let contenders: Vec<Contender> = [(Contender::Kernel, "kernel"), (Contender::Userspace, "userspace"), (Contender::Ovs, "ovs")]
-        .into_iter()
-        .filter(|(c, name)| wanted.split(',').any(|w| w == *name) && (*c != Contender::Ovs || ovs))
-        .map(|(c, _)| c)
-        .collect();
+    let contenders: Vec<Contender> =
+        [(Contender::Kernel, "kernel"), (Contender::Userspace, "userspace"), (Contender::Ovs, "ovs")]
+            .into_iter()
+            .filter(|(c, name)| wanted.split(',').any(|w| w == *name) && (*c != Contender::Ovs || ovs))
+            .map(|(c, _)| c)
+            .collect();
     let mut rows = Vec::new();
     for who in contenders {
         eprintln!("measuring: {}", who.label());

@@ -1,24 +1,24 @@
-//! The rbond daemon and its edges: the TAP that is bond0, the slaves' packet sockets, netlink,
-//! the control socket. All bonding decisions are `rbond_core`'s; this crate carries them out.
+//! rbond's daemon and its edges, folder by concern:
+//!
+//! - `daemon`: the loop that owns the engine and carries out its decisions;
+//! - `datapath`: how frames move (the kernel's tc/BPF redirects, or the daemon's copies);
+//! - `net`: interfaces, addresses and events over rtnetlink, and the frames rbond builds;
+//! - `control`: the typed protocol of the control socket, its server and its client;
+//! - `cli`: the `rbond` command, the ifenslave personality and the ifupdown hooks;
+//! - `config`: `/etc/network/interfaces`, Debian's bond options, lint;
+//! - `lab`: throwaway networks, the traffic probe and the drill;
+//! - `sys`: the system calls no crate wraps, the only place `unsafe` is allowed.
+//!
+//! All bonding decisions are `rbond_core`'s; this crate carries them out.
+#![deny(unsafe_code)]
 
-pub mod address_ops;
-pub mod batch;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod drill;
-pub mod frames;
-pub mod ifenslave;
-pub mod ifupdown;
-pub mod kernel_datapath;
+pub mod datapath;
+pub mod keep;
 pub mod lab;
-pub mod launch;
-pub mod link_watch;
-pub mod logger;
-pub mod netdev;
-pub mod packet_socket;
-pub mod probe;
-pub mod restore;
-pub mod signals;
-pub mod tap;
-pub mod tcx;
+pub mod net;
+pub mod sys;
+pub mod wait;

@@ -14,7 +14,22 @@ fn completions_and_man_page_cover_every_command() {
     assert_eq!(code, Some(0));
     let (_, man) = rbond(&["manpage"]);
     assert!(man.contains(".TH rbond 1"), "{man}");
-    for cmd in ["daemon", "status", "events", "enslave", "release", "set-active", "get", "set", "up", "down", "drill", "lint", "ifenslave", "install-hooks"] {
+    for cmd in [
+        "daemon",
+        "status",
+        "events",
+        "enslave",
+        "release",
+        "set-active",
+        "get",
+        "set",
+        "up",
+        "down",
+        "drill",
+        "lint",
+        "ifenslave",
+        "install-hooks",
+    ] {
         assert!(bash.contains(cmd), "bash completion lacks {cmd}");
         assert!(man.contains(&cmd.replace("-", "\\-")), "man page lacks {cmd}");
     }

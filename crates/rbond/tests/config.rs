@@ -46,12 +46,21 @@ fn p(list: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn the_guides_file() {
     let ifs = parse(GUIDE);
-    assert_eq!(ifs.ifaces.iter().map(|i| (i.name.as_str(), i.method.as_str())).collect::<Vec<_>>(), [("lo", "loopback"), ("bond0", "static")]);
-    assert_eq!(ifs.marks.iter().map(|m| (m.class.as_str(), m.name.as_str())).collect::<Vec<_>>(), [("auto", "lo"), ("auto", "bond0")]);
+    assert_eq!(
+        ifs.ifaces.iter().map(|i| (i.name.as_str(), i.method.as_str())).collect::<Vec<_>>(),
+        [("lo", "loopback"), ("bond0", "static")]
+    );
+    assert_eq!(
+        ifs.marks.iter().map(|m| (m.class.as_str(), m.name.as_str())).collect::<Vec<_>>(),
+        [("auto", "lo"), ("auto", "bond0")]
+    );
     let b = bond_config(&ifs, "bond0").unwrap();
     assert_eq!(b.slaves, ["eth0", "eth1"]);
     // Debian writes miimon, the delays and the mode in this order, then the primary.
-    assert_eq!(b.option_pairs(), p(&[("miimon", "100"), ("downdelay", "200"), ("updelay", "200"), ("mode", "1"), ("primary", "eth0")]));
+    assert_eq!(
+        b.option_pairs(),
+        p(&[("miimon", "100"), ("downdelay", "200"), ("updelay", "200"), ("mode", "1"), ("primary", "eth0")])
+    );
     assert_eq!(b.place.to_string(), "/etc/network/interfaces:10");
     let miimon = b.options.iter().find(|o| o.0 == "miimon").unwrap();
     assert_eq!(miimon.2.to_string(), "/etc/network/interfaces:18");
@@ -78,14 +87,19 @@ fn spellings_are_as_ifupdown_sees_them() {
     let legacy = "iface bond0 inet manual\n  slaves eth0 eth1\n  bond-arp-interval 1000\n  bond-arp-ip-target 10.0.0.9 10.0.0.10\n";
     let b = bond_config(&parse(legacy), "bond0").unwrap();
     assert_eq!(b.slaves, ["eth0", "eth1"]);
-    assert_eq!(b.option_pairs(), p(&[("arp_ip_target", "+10.0.0.9"), ("arp_ip_target", "+10.0.0.10"), ("arp_interval", "1000")]));
+    assert_eq!(
+        b.option_pairs(),
+        p(&[("arp_ip_target", "+10.0.0.9"), ("arp_ip_target", "+10.0.0.10"), ("arp_interval", "1000")])
+    );
 }
 
 #[test]
 fn bond_datapath_is_rbonds_own_option() {
-    let b = bond_config(&parse("iface bond0 inet manual\n bond-slaves eth0\n bond-datapath userspace\n"), "bond0").unwrap();
+    let b =
+        bond_config(&parse("iface bond0 inet manual\n bond-slaves eth0\n bond-datapath userspace\n"), "bond0").unwrap();
     assert_eq!(b.datapath.as_deref(), Some("userspace"));
-    let bad = bond_config(&parse("iface bond0 inet manual\n bond-slaves eth0\n bond-datapath fast\n"), "bond0").unwrap_err();
+    let bad =
+        bond_config(&parse("iface bond0 inet manual\n bond-slaves eth0\n bond-datapath fast\n"), "bond0").unwrap_err();
     assert_eq!(bad.to_string(), "/etc/network/interfaces:3: bond-datapath fast: expected auto, kernel or userspace");
 }
 
@@ -116,7 +130,10 @@ iface bond0 inet manual
     up echo # not a comment here
 ";
     let ifs = parse(text);
-    assert_eq!(ifs.marks.iter().map(|m| (m.name.as_str(), m.place.line)).collect::<Vec<_>>(), [("bond0", 2), ("eth0", 2)]);
+    assert_eq!(
+        ifs.marks.iter().map(|m| (m.name.as_str(), m.place.line)).collect::<Vec<_>>(),
+        [("bond0", 2), ("eth0", 2)]
+    );
     assert_eq!(ifs.mappings.len(), 1);
     assert_eq!(ifs.mappings[0].patterns, ["eth*"]);
     assert_eq!(ifs.mappings[0].options.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["script", "map"]);
@@ -138,7 +155,8 @@ fn source_and_source_directory_read_relative_to_the_including_file() {
     let d = scratch("source");
     std::fs::write(d.join("interfaces"), "source interfaces.d/*.cfg\nsource-directory more\n").unwrap();
     std::fs::write(d.join("interfaces.d/b.cfg"), "iface eth1 inet manual\n  bond-master bond0\n").unwrap();
-    std::fs::write(d.join("interfaces.d/a.cfg"), "iface bond0 inet manual\n  bond-slaves eth0\n  bond-miimon 100\n").unwrap();
+    std::fs::write(d.join("interfaces.d/a.cfg"), "iface bond0 inet manual\n  bond-slaves eth0\n  bond-miimon 100\n")
+        .unwrap();
     std::fs::write(d.join("interfaces.d/ignored.txt"), "this is not read\n").unwrap();
     std::fs::create_dir_all(d.join("more")).unwrap();
     std::fs::write(d.join("more/extra"), "auto bond0\n").unwrap();
@@ -154,15 +172,24 @@ fn source_and_source_directory_read_relative_to_the_including_file() {
 #[test]
 fn errors_name_the_file_and_line() {
     let e = |text: &str| Interfaces::parse(text, Path::new("/etc/network/interfaces")).unwrap_err().to_string();
-    assert_eq!(e("\n\naddress 10.0.0.1\n"), "/etc/network/interfaces:3: option \"address\" is not inside an iface or mapping stanza");
-    assert_eq!(e("iface bond0 inet\n"), "/etc/network/interfaces:1: iface needs a name, an address family and a method: \"iface bond0 inet\"");
+    assert_eq!(
+        e("\n\naddress 10.0.0.1\n"),
+        "/etc/network/interfaces:3: option \"address\" is not inside an iface or mapping stanza"
+    );
+    assert_eq!(
+        e("iface bond0 inet\n"),
+        "/etc/network/interfaces:1: iface needs a name, an address family and a method: \"iface bond0 inet\""
+    );
     assert_eq!(e("mapping\n"), "/etc/network/interfaces:1: mapping needs at least one interface pattern");
     assert_eq!(
         e("auto lo\nsource /nonexistent/rbond-test-file\n"),
         "/etc/network/interfaces:2: cannot read /nonexistent/rbond-test-file: No such file or directory (os error 2)"
     );
     let missing = bond_config(&parse("iface eth0 inet dhcp\n"), "bond0").unwrap_err().to_string();
-    assert_eq!(missing, "/etc/network/interfaces:1: no stanza configures bond bond0 (bond-slaves on iface bond0, or bond-master bond0 on a slave)");
+    assert_eq!(
+        missing,
+        "/etc/network/interfaces:1: no stanza configures bond bond0 (bond-slaves on iface bond0, or bond-master bond0 on a slave)"
+    );
     let all = bond_config(&parse("iface bond0 inet manual\n bond-slaves all\n"), "bond0").unwrap_err().to_string();
     assert_eq!(all, "/etc/network/interfaces:2: bond-slaves all is not supported; name the slaves");
 }
@@ -191,7 +218,16 @@ proptest::proptest! {
 
 #[test]
 fn garbage_never_panics() {
-    let samples = ["\\", "\\\n\\\n", "iface", "iface a b c\n\u{0}\u{7f}", "allow-\n", "source\n", "#\\\nx y", "iface a b c\n  x\\"];
+    let samples = [
+        "\\",
+        "\\\n\\\n",
+        "iface",
+        "iface a b c\n\u{0}\u{7f}",
+        "allow-\n",
+        "source\n",
+        "#\\\nx y",
+        "iface a b c\n  x\\",
+    ];
     for s in samples {
         let _ = Interfaces::parse(s, Path::new("f"));
     }

@@ -8,8 +8,8 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use netns::{Cpu, Lab, Wiring, begin, get, ip, lab, probe, rbond, settled, start, wait};
-use rbond::lab::{BOND_IP, PEER_IP};
 use rbond::control::Request;
+use rbond::lab::{BOND_IP, PEER_IP};
 
 const GUIDE: &[&str] = &["mode=1", "miimon=100", "updelay=200", "downdelay=200", "primary=eth0"];
 
@@ -36,8 +36,8 @@ fn traffic_flows_and_bond_and_slaves_share_one_mac() {
         _ => "bond0: datapath: kernel (tc/BPF redirect)",
     };
     assert!(net.log_lines().unwrap().iter().any(|l| l.starts_with(want)), "{want}");
-    let status = net.request(&Request::Status).unwrap();
-    let text = status["text"].as_str().unwrap();
+    let status = net.status().unwrap();
+    let text = &status.text;
     assert!(text.contains("Currently Active Slave: eth0\nMII Status: up\n"), "{text}");
     assert!(text.contains("Slave Interface: eth1\nMII Status: up\n"), "{text}");
 }
@@ -90,7 +90,8 @@ fn failover_without_delays_is_under_two_milliseconds() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let rec = p.finish().unwrap();
-    let mut outages: Vec<Duration> = cuts.iter().map(|c| rec.window(*c, *c + Duration::from_millis(400)).outage).collect();
+    let mut outages: Vec<Duration> =
+        cuts.iter().map(|c| rec.window(*c, *c + Duration::from_millis(400)).outage).collect();
     eprintln!("10k pps failovers: outages {outages:?}, whole run {:?}", rec.whole());
     assert_eq!(rec.whole().duplicated, 0);
     outages.sort();
@@ -124,7 +125,7 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
             let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
             let f = &buf[..n.max(0) as usize];
             let at = epoch.elapsed();
-            let arp = rbond::frames::parse_arp(f, false);
+            let arp = rbond::net::frames::parse_arp(f, false);
             garps.extend(arp.filter(|a| a.sender_ip == BOND_IP && a.target_ip == BOND_IP).map(|a| (at, a)));
             // Ethernet IPv6, ICMPv6 type 136 (neighbour advertisement)
             if f.len() >= 86 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == 136 {
@@ -139,7 +140,8 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
     let cut = epoch.elapsed();
     net.cable_of("eth0", false).unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let fdb = std::process::Command::new("bridge").args(["-n", &net.core(), "fdb", "show", "br", "br0"]).output().unwrap();
+    let fdb =
+        std::process::Command::new("bridge").args(["-n", &net.core(), "fdb", "show", "br", "br0"]).output().unwrap();
     let fdb = String::from_utf8_lossy(&fdb.stdout).to_string();
     let (garps, nas) = listener.join().unwrap().unwrap();
     let garps: Vec<_> = garps.into_iter().filter(|(at, _)| *at >= cut).map(|(_, a)| a).collect();
@@ -147,7 +149,8 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
     assert_eq!(garps.len(), 1, "one gratuitous ARP (num_grat_arp 1): {garps:?}");
     assert_eq!(garps[0].op, rbond_core::ArpOp::Request);
     assert_eq!(garps[0].sender_mac, bond_mac);
-    let ours: Vec<_> = nas.iter().filter(|(_, _, t)| *t == "2001:db8:77::1".parse::<std::net::Ipv6Addr>().unwrap()).collect();
+    let ours: Vec<_> =
+        nas.iter().filter(|(_, _, t)| *t == "2001:db8:77::1".parse::<std::net::Ipv6Addr>().unwrap()).collect();
     assert_eq!(ours.len(), 1, "one unsolicited NA: {nas:?}");
     assert_eq!((ours[0].0.as_slice(), ours[0].1), (&bond_mac.0[..], true), "from the bond's MAC, override set");
     assert!(fdb.lines().any(|l| l.starts_with(&bond_mac.to_string()) && l.contains("dev h1")), "{fdb}");
@@ -285,7 +288,10 @@ fn arp_monitor_detects_a_dead_path_behind_a_live_link() {
     let p = probe(&net, 100, Duration::from_secs(1), Duration::ZERO, || {});
     assert!(p.lost <= 2, "traffic flows through eth1: {p:?}");
     let lines = net.log_lines().unwrap();
-    let i = lines.iter().position(|l| l == "bond0: link status definitely down for interface eth0, disabling it").expect("eth0 declared down");
+    let i = lines
+        .iter()
+        .position(|l| l == "bond0: link status definitely down for interface eth0, disabling it")
+        .expect("eth0 declared down");
     assert_eq!(lines[i + 1], "bond0: making interface eth1 the new active one.");
     assert!(net.link("eth0").unwrap().0, "eth0 itself is still up");
 }
@@ -324,7 +330,10 @@ fn slaves_that_vanish_under_the_daemon_are_released() {
     // Deleting a veth drops its carrier first: eth0 is already down when it goes.
     assert_eq!(
         after("bond0: link status definitely down for interface eth0, disabling it"),
-        ["bond0: link status definitely down for interface eth0, disabling it", "bond0: now running without any active interface !"]
+        [
+            "bond0: link status definitely down for interface eth0, disabling it",
+            "bond0: now running without any active interface !"
+        ]
     );
     assert_eq!(
         after("bond0: eth0 has gone (deleted or moved to another namespace), releasing it")[1],
@@ -376,12 +385,20 @@ fn the_cli_reports_and_refuses_clearly() {
     let run = |args: &[&str]| rbond(&net).args(args).output().unwrap();
     let out = run(&["status", "bond0"]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("Ethernet Channel Bonding Driver: rbond v0.1.0\n\nBonding Mode: fault-tolerance (active-backup)\n"), "{text}");
+    assert!(
+        text.starts_with(
+            "Ethernet Channel Bonding Driver: rbond v0.1.0\n\nBonding Mode: fault-tolerance (active-backup)\n"
+        ),
+        "{text}"
+    );
     assert_eq!(run(&["get", "bond0", "mode"]).stdout, b"active-backup 1\n");
     assert_eq!(run(&["get", "bond0", "updelay"]).stdout, b"200\n");
     let bad = run(&["set", "bond0", "miimon", "abc"]);
     assert_eq!(bad.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&bad.stderr), "rbond: bond0: option miimon: invalid value (abc); allowed values 0 - 2147483647\n");
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr),
+        "rbond: bond0: option miimon: invalid value (abc); allowed values 0 - 2147483647\n"
+    );
     assert!(run(&["set-active", "bond0", "eth1"]).status.success());
     let json: serde_json::Value = serde_json::from_slice(&run(&["status", "bond0", "--json"]).stdout).unwrap();
     assert_eq!(json["active_slave"], "eth1");
@@ -389,7 +406,11 @@ fn the_cli_reports_and_refuses_clearly() {
     let events = String::from_utf8(run(&["events", "bond0"]).stdout).unwrap();
     assert!(events.ends_with("bond0: making interface eth1 the new active one.\n"), "{events}");
     let all = String::from_utf8(run(&["status"]).stdout).unwrap();
-    assert_eq!(all, String::from_utf8(run(&["status", "bond0"]).stdout).unwrap(), "with no name: every bond (here one)");
+    assert_eq!(
+        all,
+        String::from_utf8(run(&["status", "bond0"]).stdout).unwrap(),
+        "with no name: every bond (here one)"
+    );
     let missing = run(&["status", "bond7"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("bond7.sock"), "names the socket it tried");
@@ -438,7 +459,10 @@ fn a_failed_up_puts_everything_back() {
     std::fs::write(&file, "iface bond0 inet manual\n    bond-slaves eth1 nosuch0\n    bond-miimon 100\n").unwrap();
     let out = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "rbond: bond0: nosuch0: no such interface: No such device (os error 19)\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "rbond: bond0: nosuch0: no such interface: No such device (os error 19)\n"
+    );
     slaves_as_before(&net, &before);
     assert!(!net.run_dir.join("bond0.sock").exists(), "no daemon left behind");
     // A refused value is reported where it was written, before anything is touched.
@@ -460,10 +484,13 @@ fn events_follow_prints_lines_as_they_happen() {
     let mut net = lab(Wiring::OneSwitch);
     start(&mut net, GUIDE);
     settled(&net);
-    let mut follower = rbond(&net).args(["events", "bond0", "--follow"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut follower =
+        rbond(&net).args(["events", "bond0", "--follow"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let out = follower.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || std::io::BufReader::new(out).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    std::thread::spawn(move || {
+        std::io::BufReader::new(out).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l)))
+    });
     let next = || rx.recv_timeout(Duration::from_secs(5)).ok();
     assert_eq!(next().as_deref(), Some("MII link monitoring set to 100 ms"), "the history comes first");
     std::thread::sleep(Duration::from_millis(200));
@@ -503,12 +530,12 @@ fn restart_in_place_keeps_the_bond_and_its_traffic() {
     start(&mut net, GUIDE);
     settled(&net);
     net.cable_of("eth1", false).unwrap();
-    wait(&net, "eth1 down", |l| l.request(&Request::Status).unwrap()["text"].as_str().unwrap().contains("Link Failure Count: 1"));
+    wait(&net, "eth1 down", |l| l.status().unwrap().text.contains("Link Failure Count: 1"));
     net.cable_of("eth1", true).unwrap();
     settled(&net);
     let changed = rbond(&net).args(["set-active", "bond0", "eth1"]).status().unwrap();
     assert!(changed.success());
-    let report = |n: &Lab| n.request(&Request::Status).unwrap()["text"].as_str().unwrap().to_string();
+    let report = |n: &Lab| n.status().unwrap().text;
     let text = report(&net);
     assert!(text.contains("Currently Active Slave: eth1"), "{text}");
     let pid = net.daemon_pid().unwrap();
@@ -526,7 +553,7 @@ fn restart_in_place_keeps_the_bond_and_its_traffic() {
         _ => assert_eq!(p.lost, 0, "{p:?}"),
     }
     assert_eq!(report(&net), text, "the report carries on unchanged");
-    assert_eq!(net.request(&Request::Status).unwrap()["generation"], 1);
+    assert_eq!(net.status().unwrap().generation, 1);
     let lines = net.log_lines().unwrap();
     let restarted = lines.iter().position(|l| l.starts_with(&format!("bond0: restarted in place (PID {pid})")));
     let earlier = lines.iter().position(|l| l == "bond0: making interface eth1 the new active one.");
@@ -573,7 +600,10 @@ fn restart_runs_the_installed_binary_or_carries_on() {
     let out = net.rbond(netns::bin()).args(["restart", "bond0"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("bond0: restart failed, the daemon carries on as it was: exec") && err.contains("No such file"), "{err}");
+    assert!(
+        err.contains("bond0: restart failed, the daemon carries on as it was: exec") && err.contains("No such file"),
+        "{err}"
+    );
     assert_eq!(get(&net, "active_slave"), "eth0");
     std::fs::copy(netns::bin(), &installed).unwrap();
     let out = net.rbond(netns::bin()).args(["restart", "bond0"]).output().unwrap();

@@ -15,14 +15,16 @@ fn leftovers(pid: u32) -> Vec<String> {
 }
 
 fn drill_json() -> (u32, Output) {
-    let child = Command::new(bin()).args(["drill", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child =
+        Command::new(bin()).args(["drill", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     (pid, child.wait_with_output().unwrap())
 }
 
 fn check_report(out: &Output) -> Value {
-    let r: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
     let steps = r["steps"].as_array().unwrap();
     let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
     assert_eq!(
@@ -124,7 +126,8 @@ fn the_drill_judges_another_stanza_by_its_own_settings() {
     let cfg = dir.join("interfaces");
     std::fs::write(&cfg, "auto bond0\niface bond0 inet manual\n    bond-slaves eth1 eth0\n    bond-mode active-backup\n    bond-miimon 50\n").unwrap();
     let out = Command::new(bin()).args(["drill", "--json", "--config"]).arg(&cfg).output().unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let r: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(r["passed"], true, "{r:#}");
     assert_eq!(r["options"], serde_json::json!(["miimon=50", "mode=active-backup"]));
     let steps = r["steps"].as_array().unwrap();

@@ -25,11 +25,15 @@ impl Rng {
 
 fn rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
 }
 
-fn slave<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    r["report"]["slaves"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()
+fn slave<'a>(s: &'a rbond::control::Status, name: &str) -> &'a rbond_core::SlaveReport {
+    s.report.slaves.iter().find(|s| s.name == name).unwrap()
 }
 
 /// The active slave's cable flaps 300 times at random intervals (1–30 ms here; `FLAPS` and
@@ -44,8 +48,15 @@ fn flapping_leaves_the_bond_consistent() {
     let mut net = lab(Wiring::OneSwitch);
     start(&mut net, &["mode=1", "miimon=100", "primary=eth0"]);
     settled(&net);
-    let pid: u32 = std::process::Command::new("pgrep").args(["-f", &format!("{} daemon", net.run_dir.display())]).output().unwrap().stdout
-        .split(|b| *b == b'\n').next().and_then(|l| std::str::from_utf8(l).ok()?.parse().ok()).expect("daemon pid");
+    let pid: u32 = std::process::Command::new("pgrep")
+        .args(["-f", &format!("{} daemon", net.run_dir.display())])
+        .output()
+        .unwrap()
+        .stdout
+        .split(|b| *b == b'\n')
+        .next()
+        .and_then(|l| std::str::from_utf8(l).ok()?.parse().ok())
+        .expect("daemon pid");
     let rss_before = rss_kb(pid);
     let mut rng = Rng(0x5eed_cafe);
     let p = probe(&net, 1000, Duration::ZERO, Duration::ZERO, || {
@@ -57,10 +68,15 @@ fn flapping_leaves_the_bond_consistent() {
         std::thread::sleep(Duration::from_millis(800));
     });
     settled(&net);
-    let r = net.request(&Request::Status).unwrap();
-    assert_eq!(r["report"]["active_slave"], "eth0", "the primary is back in charge");
-    let downs = net.log_lines().unwrap().iter().filter(|l| *l == "bond0: link status definitely down for interface eth0, disabling it").count();
-    assert_eq!(slave(&r, "eth0")["link_failure_count"], downs as u64, "every committed down counted once");
+    let r = net.status().unwrap();
+    assert_eq!(r.report.active_slave.as_deref(), Some("eth0"), "the primary is back in charge");
+    let downs = net
+        .log_lines()
+        .unwrap()
+        .iter()
+        .filter(|l| *l == "bond0: link status definitely down for interface eth0, disabling it")
+        .count();
+    assert_eq!(slave(&r, "eth0").link_failure_count, downs as u32, "every committed down counted once");
     assert!(downs as u64 >= flaps / 4, "flaps became failovers: {downs}");
     assert_eq!(p.duplicated, 0, "{p:?}");
     let rss_after = rss_kb(pid);
@@ -99,7 +115,8 @@ fn both_down_then_one_back() {
 
 /// Whether bond0 reports a carrier (LOWER_UP) to the host.
 fn has_carrier(net: &Lab) -> bool {
-    let out = std::process::Command::new("ip").args(["-n", &net.host(), "-j", "link", "show", "bond0"]).output().unwrap();
+    let out =
+        std::process::Command::new("ip").args(["-n", &net.host(), "-j", "link", "show", "bond0"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).contains("LOWER_UP")
 }
 
@@ -122,7 +139,11 @@ fn bond0_set_down_or_deleted_by_someone_else() {
     netns::ip(&["-n", &net.host(), "link", "del", "bond0"]);
     let status = net.wait_daemon().unwrap();
     assert!(status.success());
-    assert!(net.daemon_stderr().contains("bond0: the bond device was deleted; restoring slaves and exiting"), "{}", net.daemon_stderr());
+    assert!(
+        net.daemon_stderr().contains("bond0: the bond device was deleted; restoring slaves and exiting"),
+        "{}",
+        net.daemon_stderr()
+    );
     let after = slaves_state(&net);
     assert_eq!(after, before, "slaves restored");
 }
@@ -173,7 +194,11 @@ fn the_control_socket_serves_a_crowd_and_refuses_strangers() {
         .output()
         .unwrap();
     assert_eq!(stranger.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&stranger.stderr).contains("Permission denied"), "{}", String::from_utf8_lossy(&stranger.stderr));
+    assert!(
+        String::from_utf8_lossy(&stranger.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&stranger.stderr)
+    );
     let sock2 = sock.clone();
     let p = probe(&net, 500, Duration::from_secs(3), Duration::ZERO, move || {
         let clients: Vec<_> = (0..1000)
@@ -218,43 +243,100 @@ fn hostile_frames_change_nothing() {
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
         assert!(fd >= 0);
         let send = |port: &str, frame: &[u8]| {
-            let idx = rbond::netdev::index(port).unwrap();
+            let idx = nix::net::if_::if_nametoindex(port).unwrap();
             let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             sll.sll_family = libc::AF_PACKET as u16;
             sll.sll_ifindex = idx as i32;
             sll.sll_halen = 6;
-            unsafe { libc::sendto(fd, frame.as_ptr().cast(), frame.len(), 0, (&raw const sll).cast(), std::mem::size_of_val(&sll) as u32) };
+            unsafe {
+                libc::sendto(
+                    fd,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&raw const sll).cast(),
+                    std::mem::size_of_val(&sll) as u32,
+                )
+            };
         };
         let stranger = rbond_core::Mac([2, 0, 0, 0, 0x66, 0x66]);
         let mut rng = Rng(7);
         for i in 0..3000u32 {
             let port = if i % 2 == 0 { "h0" } else { "h1" };
             // A reply to our address from an address that is no target: forged.
-            let mut forged = rbond::frames::arp_probe(stranger, "10.77.0.66".parse().unwrap(), "10.77.0.1".parse().unwrap());
-            forged[rbond::tap::VNET_HDR_LEN + 21] = 2; // op: reply
-            send(port, &forged[rbond::tap::VNET_HDR_LEN..]);
-            let mut bogus = forged[rbond::tap::VNET_HDR_LEN..].to_vec();
+            let mut forged =
+                rbond::net::frames::arp_probe(stranger, "10.77.0.66".parse().unwrap(), "10.77.0.1".parse().unwrap());
+            forged[rbond::net::frames::VNET_HDR_LEN + 21] = 2; // op: reply
+            send(port, &forged[rbond::net::frames::VNET_HDR_LEN..]);
+            let mut bogus = forged[rbond::net::frames::VNET_HDR_LEN..].to_vec();
             bogus[18] = 255; // hardware address length
             send(port, &bogus);
             let garbage: Vec<u8> = (0..(14 + rng.below(200) as usize)).map(|_| rng.below(256) as u8).collect();
             send(port, &garbage);
-            send(port, &forged[rbond::tap::VNET_HDR_LEN..rbond::tap::VNET_HDR_LEN + 20]); // truncated ARP
+            send(port, &forged[rbond::net::frames::VNET_HDR_LEN..rbond::net::frames::VNET_HDR_LEN + 20]); // truncated ARP
         }
         unsafe { libc::close(fd) };
     });
     inject.join().unwrap().unwrap();
     std::thread::sleep(Duration::from_millis(800));
-    let r = net.request(&Request::Status).unwrap();
+    let r = net.status().unwrap();
     for s in ["eth0", "eth1"] {
-        assert_ne!(slave(&r, s)["mii_status"], "up", "{s}: forged replies must not keep it up");
+        assert_ne!(slave(&r, s).mii_status, "up", "{s}: forged replies must not keep it up");
     }
     let lines = net.log_lines().unwrap();
     assert!(!lines[lines_before..].iter().any(|l| l.contains("definitely up")), "no false recovery: {lines:#?}");
     assert_eq!(get(&net, "mode"), "active-backup 1", "the daemon is alive");
     // 3,000 forged replies and 6,000 unparseable ARP frames went out, half to each slave.
-    let total = |field: &str| ["eth0", "eth1"].iter().map(|s| slave(&r, s)[field].as_u64().unwrap()).sum::<u64>();
-    let (rejected, bad) = (total("arp_rejected"), total("bad_frames"));
+    let total =
+        |count: fn(&rbond_core::SlaveReport) -> u64| ["eth0", "eth1"].iter().map(|s| count(slave(&r, s))).sum::<u64>();
+    let (rejected, bad) = (total(|s| s.arp_rejected), total(|s| s.bad_frames));
     // (Plus a few of the bond's own probes relayed back before the peer went quiet.)
     assert!((2500..=3100).contains(&rejected), "forged replies refused: {rejected}");
     assert!((5000..=6000 + 3000).contains(&bad), "unparseable frames: {bad}");
+}
+
+/// CPU time (user + system) a process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Clients that ask for a lot and hang up without reading (or a follower killed mid-line)
+/// are dropped: the daemon goes back to idle instead of spinning on their dead sockets.
+#[test]
+fn clients_that_hang_up_unread_leave_the_daemon_idle() {
+    use std::io::Write;
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    start(&mut net, &["miimon=100"]);
+    // History for the events replies to be large.
+    for _ in 0..20 {
+        net.request(&Request::SetActive { slave: "eth1".into() }).unwrap();
+        net.request(&Request::SetActive { slave: "eth0".into() }).unwrap();
+    }
+    let sock = rbond::control::socket_path(&net.run_dir, "bond0");
+    for _ in 0..20 {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        for _ in 0..50 {
+            s.write_all(b"{\"cmd\":\"events\",\"follow\":false}\n").unwrap();
+        }
+    }
+    let mut follower = rbond::lab::Lab::rbond(&net, netns::bin())
+        .args(["events", "bond0", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = net.daemon_pid().unwrap();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    // 100 ticks a second: idle is 0–1 ticks over 2 s; the defect kept a CPU busy (~200).
+    assert!(used <= 10, "the daemon used {used} ticks in 2 s after the clients went");
+    assert_eq!(get(&net, "mode"), "active-backup 1", "and still answers");
 }

@@ -12,7 +12,11 @@ fn ok(net: &Lab, args: &[&str]) {
 
 fn refused(net: &Lab, args: &[&str], code: i32, message: &str) {
     let out = ifenslave(net, args);
-    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stderr).as_ref()), (Some(code), message), "ifenslave {args:?}");
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).as_ref()),
+        (Some(code), message),
+        "ifenslave {args:?}"
+    );
 }
 
 #[test]
@@ -24,10 +28,25 @@ fn the_guides_ifenslave_sequence_and_its_refusals() {
     ok(&net, &["-c", "bond0", "eth0"]);
     ok(&net, &["-d", "bond0", "eth0"]);
     assert_eq!((get(&net, "slaves").as_str(), get(&net, "active_slave").as_str()), ("eth1", "eth1"));
-    refused(&net, &["-d", "bond0", "eth0"], 1, "Illegal operation: The specified slave interface 'eth0' is not a slave\n");
-    refused(&net, &["-c", "bond0", "eth0"], 1, "Illegal operation: The specified slave interface 'eth0' is not a slave\n");
+    refused(
+        &net,
+        &["-d", "bond0", "eth0"],
+        1,
+        "Illegal operation: The specified slave interface 'eth0' is not a slave\n",
+    );
+    refused(
+        &net,
+        &["-c", "bond0", "eth0"],
+        1,
+        "Illegal operation: The specified slave interface 'eth0' is not a slave\n",
+    );
     ok(&net, &["bond0", "eth0"]);
-    refused(&net, &["bond0", "eth0"], 1, "Illegal operation: The specified slave interface 'eth0' is already a slave\n");
+    refused(
+        &net,
+        &["bond0", "eth0"],
+        1,
+        "Illegal operation: The specified slave interface 'eth0' is already a slave\n",
+    );
     wait(&net, "eth0 reclaimed as primary", |n| get(n, "active_slave") == "eth0");
     ok(&net, &["-c", "bond0", "eth1"]);
     assert_eq!(get(&net, "active_slave"), "eth1");
@@ -35,20 +54,27 @@ fn the_guides_ifenslave_sequence_and_its_refusals() {
     assert_eq!(get(&net, "active_slave"), "eth0");
     let lines = net.log_lines().unwrap();
     let tail: Vec<&str> = lines.iter().rev().take(2).rev().map(String::as_str).collect();
-    assert_eq!(tail, ["bond0: making interface eth1 the new active one.", "bond0: making interface eth0 the new active one."]);
+    assert_eq!(
+        tail,
+        ["bond0: making interface eth1 the new active one.", "bond0: making interface eth0 the new active one."]
+    );
     // A slave that does not exist is skipped with the errno as exit code (ENODEV = 19).
     refused(&net, &["-d", "bond0", "eth9"], 19, "Slave 'eth9': Error: get flags failed: No such device. Skipping\n");
     refused(&net, &["bond0", "eth9"], 19, "Slave 'eth9': Error: get settings failed: No such device. Skipping\n");
     // The link of eth1 is down: it cannot be made active.
     net.cable_of("eth1", false).unwrap();
     wait(&net, "eth1 down", |n| {
-        let r = n.request(&rbond::control::Request::Status).unwrap();
-        r["report"]["slaves"].as_array().unwrap().iter().any(|s| s["name"] == "eth1" && s["mii_status"] == "down")
+        n.status().unwrap().report.slaves.iter().any(|s| s.name == "eth1" && s.mii_status == "down")
     });
     refused(&net, &["-c", "bond0", "eth1"], 1, "Master 'bond0', Slave 'eth1': Error: Change active failed\n");
     // A master that is down refuses changes.
     netns::ip(&["-n", &net.host(), "link", "set", "bond0", "down"]);
-    refused(&net, &["-c", "bond0", "eth0"], 1, "Illegal operation; the specified master interface 'bond0' is not up.\n");
+    refused(
+        &net,
+        &["-c", "bond0", "eth0"],
+        1,
+        "Illegal operation; the specified master interface 'bond0' is not up.\n",
+    );
     // The master alone shows its state.
     let out = ifenslave(&net, &["bond0"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("Ethernet Channel Bonding Driver: rbond v"));

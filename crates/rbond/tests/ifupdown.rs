@@ -49,7 +49,12 @@ fn ifupdown(lab: &Lab, cmd: &str, file: &Path, state: &Path, ifaces: &[&str]) {
         .args(ifaces)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{cmd} {ifaces:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} {ifaces:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -103,7 +108,11 @@ fn give_a_chance_lends_the_primary_and_takes_it_back() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
     let net = lab(Wiring::OneSwitch);
     let Some(_hooks) = Hooks::install(&net.run_dir) else { return };
-    let text = HOTPLUG.replacen("iface eth1 inet manual\n    bond-master bond0\n", "iface eth1 inet manual\n    bond-master bond0\n    bond-give-a-chance 3\n", 1);
+    let text = HOTPLUG.replacen(
+        "iface eth1 inet manual\n    bond-master bond0\n",
+        "iface eth1 inet manual\n    bond-master bond0\n    bond-give-a-chance 3\n",
+        1,
+    );
     let (file, state) = write(&net, &text);
     ifupdown(&net, "ifup", &file, &state, &["bond0", "eth0"]);
     netns::wait(&net, "eth0 up", |l| l.slaves_up(1));
@@ -111,6 +120,9 @@ fn give_a_chance_lends_the_primary_and_takes_it_back() {
     assert_eq!(get(&net, "primary"), "eth0");
     let lines = net.log_lines().unwrap();
     let i = lines.iter().position(|l| l == "bond0: Setting eth1 as primary slave.").expect("eth1 lent the primary");
-    assert!(lines[i..].iter().any(|l| l == "bond0: Setting eth0 as primary slave."), "and eth0 given it back: {lines:#?}");
+    assert!(
+        lines[i..].iter().any(|l| l == "bond0: Setting eth0 as primary slave."),
+        "and eth0 given it back: {lines:#?}"
+    );
     ifupdown(&net, "ifdown", &file, &state, &["bond0", "eth0", "eth1"]);
 }

@@ -22,15 +22,33 @@ fn the_guides_stanza_is_clean() {
 #[test]
 fn each_diagnostic_names_its_line() {
     let cases: [(&str, &str); 10] = [
-        ("    arp_interval 2000\n", "6: warning: arp_interval is ignored: ifupdown hands it to no bonding script (write bond-arp-interval)"),
-        ("    arp_ip_target 10.77.0.9\n", "6: warning: arp_ip_target is ignored: ifupdown hands it to no bonding script (write bond-arp-ip-target)"),
-        ("    bond-miimonn 50\n", "6: error: unknown option bond-miimonn (did you mean bond-miimon?); ifupdown's bonding scripts ignore it"),
+        (
+            "    arp_interval 2000\n",
+            "6: warning: arp_interval is ignored: ifupdown hands it to no bonding script (write bond-arp-interval)",
+        ),
+        (
+            "    arp_ip_target 10.77.0.9\n",
+            "6: warning: arp_ip_target is ignored: ifupdown hands it to no bonding script (write bond-arp-ip-target)",
+        ),
+        (
+            "    bond-miimonn 50\n",
+            "6: error: unknown option bond-miimonn (did you mean bond-miimon?); ifupdown's bonding scripts ignore it",
+        ),
         ("    bond-frobnicate yes\n", "6: error: unknown option bond-frobnicate; ifupdown's bonding scripts ignore it"),
         ("    bond-lacp-rate fast\n", "6: warning: bond-lacp-rate has no effect in active-backup mode"),
-        ("    bond-updelay 250\n", "6: warning: bond-updelay 250 is not a multiple of bond-miimon 100; it is rounded to 200 ms"),
+        (
+            "    bond-updelay 250\n",
+            "6: warning: bond-updelay 250 is not a multiple of bond-miimon 100; it is rounded to 200 ms",
+        ),
         ("    bond-primary eth7\n", "6: warning: bond-primary eth7 is not a slave of bond0"),
-        ("    bond-arp-ip-target 10.9.9.9\n", "6: warning: bond-arp-ip-target 10.9.9.9 is outside bond0's subnet 10.77.0.0/24"),
-        ("    bond-mode balance-rr\n", "6: error: option mode: mode balance-rr (0) is not supported; rbond implements active-backup (1) only"),
+        (
+            "    bond-arp-ip-target 10.9.9.9\n",
+            "6: warning: bond-arp-ip-target 10.9.9.9 is outside bond0's subnet 10.77.0.0/24",
+        ),
+        (
+            "    bond-mode balance-rr\n",
+            "6: error: option mode: mode balance-rr (0) is not supported; rbond implements active-backup (1) only",
+        ),
         ("    bond-downdelay abc\n", "6: error: option downdelay: invalid value (abc); allowed values 0 - 2147483647"),
     ];
     for (line, want) in cases {
@@ -43,12 +61,16 @@ fn both_monitors_and_no_monitor() {
     let both = BOND.to_string() + "    bond-arp-interval 1000\n    bond-arp-ip-target 10.77.0.9\n";
     assert_eq!(
         findings(&both),
-        ["6: warning: bond-arp-interval 1000 is dropped: Debian writes bond-miimon (100) after it, and the two exclude each other"]
+        [
+            "6: warning: bond-arp-interval 1000 is dropped: Debian writes bond-miimon (100) after it, and the two exclude each other"
+        ]
     );
     let none = "iface bond0 inet manual\n    bond-slaves eth0\n";
     assert_eq!(
         findings(none),
-        ["1: warning: bond0: no link monitoring: set bond-miimon, or bond-arp-interval with bond-arp-ip-target, otherwise link failures go undetected"]
+        [
+            "1: warning: bond0: no link monitoring: set bond-miimon, or bond-arp-interval with bond-arp-ip-target, otherwise link failures go undetected"
+        ]
     );
 }
 
@@ -98,6 +120,12 @@ fn exit_codes() {
     assert_eq!(run(&format!("{BOND}    bond-miimonn 5\n"), false).0, Some(2));
     let (code, out) = run("address 10.0.0.1\n", false);
     assert_eq!(code, Some(2));
-    assert_eq!(out, format!("{}:1: error: option \"address\" is not inside an iface or mapping stanza\n", dir.join("interfaces").display()));
+    assert_eq!(
+        out,
+        format!(
+            "{}:1: error: option \"address\" is not inside an iface or mapping stanza\n",
+            dir.join("interfaces").display()
+        )
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use rbond_core::{
-    Action, ArpFrame, ArpOp, Bond, Command, Error, Input, Instant, Ipv4Cidr, LinkInfo, Mac, Options,
-    SlaveSpec,
+    Action, ArpFrame, ArpOp, Bond, Command, Error, Input, Instant, Ipv4Cidr, LinkInfo, Mac, Options, SlaveId, SlaveSpec,
 };
 
 pub const BOND_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -18,9 +17,22 @@ pub fn mac(n: u8) -> Mac {
     Mac([0x00, 0x0a, 0x0b, 0x0c, 0x0d, n])
 }
 
+fn number_of(name: &str) -> u8 {
+    name.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().unwrap_or(0)
+}
+
 pub fn mac_of(name: &str) -> Mac {
-    let n: u8 = name.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().unwrap_or(0);
-    mac(n + 1)
+    mac(number_of(name) + 1)
+}
+
+/// The id the simulated host gives a slave (as the daemon would use its interface index).
+pub fn id(name: &str) -> SlaveId {
+    SlaveId(u32::from(number_of(name)) + 10)
+}
+
+/// The slave an id stands for (the host's slaves are all ethN).
+pub fn name_of(id: SlaveId) -> String {
+    format!("eth{}", id.0 - 10)
 }
 
 pub fn options(pairs: &[(&str, &str)]) -> Options {
@@ -106,7 +118,7 @@ impl Sim {
 
     pub fn enslave(&mut self, name: &str, carrier: bool) -> Result<(), Error> {
         let link = if carrier { LinkInfo::up() } else { LinkInfo::down() };
-        self.enslave_spec(SlaveSpec { name: name.into(), mac: mac_of(name), link })
+        self.enslave_spec(SlaveSpec { id: id(name), name: name.into(), mac: mac_of(name), link })
     }
 
     pub fn enslave_spec(&mut self, spec: SlaveSpec) -> Result<(), Error> {
@@ -115,13 +127,13 @@ impl Sim {
     }
 
     pub fn release(&mut self, name: &str) -> Result<(), Error> {
-        self.input(Input::Release(name.into()))
+        self.input(Input::Release(id(name)))
     }
 
     pub fn carrier(&mut self, name: &str, up: bool) {
         self.carrier.insert(name.to_string(), up);
         let link = if up { LinkInfo::up() } else { LinkInfo::down() };
-        self.input(Input::Link { slave: name.into(), link }).unwrap();
+        self.input(Input::Link { slave: id(name), link }).unwrap();
     }
 
     pub fn addresses(&mut self) {
@@ -136,7 +148,7 @@ impl Sim {
                 self.log.push((self.ms(), e.render(self.bond.name())));
             }
             if let Action::SendArpProbe { slave, target, source } = &a {
-                replies.extend(self.answer(slave, *target, *source));
+                replies.extend(self.answer(*slave, *target, *source));
             }
             self.actions.push((self.ms(), a));
         }
@@ -148,8 +160,8 @@ impl Sim {
     }
 
     /// The switch floods our request to the other slaves; the peer replies to the sender.
-    fn answer(&self, slave: &str, target: Ipv4Addr, source: Ipv4Addr) -> Vec<(String, ArpFrame)> {
-        let up = |s: &str| self.carrier.get(s).copied().unwrap_or(false);
+    fn answer(&self, slave: SlaveId, target: Ipv4Addr, source: Ipv4Addr) -> Vec<(SlaveId, ArpFrame)> {
+        let up = |s: SlaveId| self.carrier.iter().any(|(n, on)| *on && id(n) == s);
         if self.arp_peer != Some(target) || !up(slave) {
             return Vec::new();
         }
@@ -170,13 +182,15 @@ impl Sim {
             target_ip: source,
             outgoing: false,
         };
-        let mut out: Vec<(String, ArpFrame)> = self
+        let mut out: Vec<(SlaveId, ArpFrame)> = self
             .carrier
             .iter()
-            .filter(|(name, on)| **on && name.as_str() != slave && self.bond.report().slaves.iter().any(|s| &s.name == *name))
-            .map(|(name, _)| (name.clone(), request))
+            .filter(|(name, on)| {
+                **on && id(name) != slave && self.bond.report().slaves.iter().any(|s| &s.name == *name)
+            })
+            .map(|(name, _)| (id(name), request))
             .collect();
-        out.push((slave.to_string(), reply));
+        out.push((slave, reply));
         out
     }
 

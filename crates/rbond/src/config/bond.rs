@@ -1,34 +1,16 @@
 //! A bond as Debian's ifenslave scripts would set it up from `/etc/network/interfaces`: which
 //! stanza speaks for it, which interfaces are its slaves, and which options it gets, in the
-//! order the scripts write them (so `miimon` beats `arp_interval`, as on Debian).
+//! order the scripts write them (the engine's option table is in that order, so `miimon`
+//! beats `arp_interval`, as on Debian).
+
+use rbond_core::{OPTIONS, Values};
 
 use super::interfaces::{Iface, Interfaces, OptionLine, ParseError, Place, env_name};
-
-/// The `bond-*` options rbond applies, in the order Debian's pre-up script writes them, with
-/// the engine's name for each. `fail_over_mac` comes first: it must precede any slave.
-pub const APPLIED: &[(&str, &str)] = &[
-    ("bond-fail-over-mac", "fail_over_mac"),
-    ("bond-use-carrier", "use_carrier"),
-    ("bond-num-grat-arp", "num_grat_arp"),
-    ("bond-num-unsol-na", "num_unsol_na"),
-    ("bond-arp-ip-target", "arp_ip_target"),
-    ("bond-arp-interval", "arp_interval"),
-    ("bond-miimon", "miimon"),
-    ("bond-downdelay", "downdelay"),
-    ("bond-updelay", "updelay"),
-    ("bond-peer-notif-delay", "peer_notif_delay"),
-    ("bond-mode", "mode"),
-    ("bond-arp-validate", "arp_validate"),
-    ("bond-arp-all-targets", "arp_all_targets"),
-    ("bond-arp-missed-max", "arp_missed_max"),
-    ("bond-min-links", "min_links"),
-    ("bond-all-slaves-active", "all_slaves_active"),
-    ("bond-primary-reselect", "primary_reselect"),
-];
+use crate::daemon::DatapathChoice;
 
 /// `bond-*` options that are not bond options but say how the bond is built.
 pub const STRUCTURAL: &[&str] =
-    &["bond-slaves", "bond-master", "bond-primary", "bond-active-slave", "bond-give-a-chance", "bond-datapath"];
+    &["bond-slaves", "bond-master", "bond-active-slave", "bond-give-a-chance", "bond-datapath"];
 
 /// Options Debian knows that do nothing in active-backup.
 pub const OTHER_MODES: &[&str] =
@@ -79,8 +61,16 @@ pub fn bond_config(ifs: &Interfaces, bond: &str) -> Result<BondConfig, ParseErro
         .collect();
     let Some(speaker) = masters.first().copied().or(hotplug.first().copied()) else {
         let place = ifs.iface(bond).first().map(|i| i.place.clone());
-        let place = place.unwrap_or_else(|| ifs.ifaces.first().map(|i| i.place.clone()).unwrap_or(Place { file: std::sync::Arc::from(std::path::Path::new("")), line: 0 }));
-        return Err(err(&place, format!("no stanza configures bond {bond} (bond-slaves on iface {bond}, or bond-master {bond} on a slave)")));
+        let place = place.unwrap_or_else(|| {
+            ifs.ifaces
+                .first()
+                .map(|i| i.place.clone())
+                .unwrap_or(Place { file: std::sync::Arc::from(std::path::Path::new("")), line: 0 })
+        });
+        return Err(err(
+            &place,
+            format!("no stanza configures bond {bond} (bond-slaves on iface {bond}, or bond-master {bond} on a slave)"),
+        ));
     };
     let mut slaves: Vec<String> = Vec::new();
     for m in &masters {
@@ -101,27 +91,30 @@ pub fn bond_config(ifs: &Interfaces, bond: &str) -> Result<BondConfig, ParseErro
     let sources: Vec<&Iface> = masters.iter().chain(hotplug.iter()).copied().collect();
     let find = |name: &str| sources.iter().find_map(|s| s.value(name));
     let mut options = Vec::new();
-    for (debian, engine) in APPLIED {
-        let Some(o) = find(debian) else { continue };
-        let value = o.value.trim().to_string();
-        if *engine == "arp_ip_target" {
-            options.extend(value.split_whitespace().map(|t| (engine.to_string(), format!("+{t}"), o.place.clone())));
-        } else {
-            options.push((engine.to_string(), value, o.place.clone()));
-        }
-    }
-    if let Some(p) = find("bond-primary") {
-        // Debian's rule: the first listed name that is a slave.
-        if let Some(name) = p.value.split_whitespace().find(|n| slaves.iter().any(|s| s == n)) {
-            options.push(("primary".into(), name.to_string(), p.place.clone()));
+    for info in OPTIONS {
+        let Some(o) = find(info.debian) else { continue };
+        let (name, value, place) = (info.sysfs.to_string(), o.value.trim(), o.place.clone());
+        match info.values {
+            // A list in the file; one `+addr` write each, as the script does.
+            Values::Ipv4Targets | Values::Ipv6Targets => {
+                options.extend(value.split_whitespace().map(|t| (name.clone(), format!("+{t}"), place.clone())))
+            }
+            // Debian's rule for `bond-primary`: the first listed name that is a slave.
+            Values::Interface => {
+                if let Some(p) = value.split_whitespace().find(|n| slaves.iter().any(|s| s == n)) {
+                    options.push((name, p.to_string(), place));
+                }
+            }
+            Values::Table(_) => options.push((name, value.to_string(), place)),
         }
     }
     let active_slave = find("bond-active-slave").map(|o| o.value.trim().to_string());
     let datapath = match find("bond-datapath") {
-        Some(d) if !["auto", "kernel", "userspace"].contains(&d.value.trim()) => {
-            return Err(err(&d.place, format!("bond-datapath {}: expected auto, kernel or userspace", d.value.trim())));
-        }
-        d => d.map(|d| d.value.trim().to_string()),
+        Some(d) => match DatapathChoice::parse(&d.value) {
+            Ok(_) => Some(d.value.trim().to_string()),
+            Err(why) => return Err(err(&d.place, format!("bond-datapath {why}"))),
+        },
+        None => None,
     };
     Ok(BondConfig { name: bond.to_string(), slaves, options, active_slave, datapath, place: speaker.place.clone() })
 }

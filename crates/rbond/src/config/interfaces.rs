@@ -62,11 +62,14 @@ impl Iface {
 
 /// The environment variable name ifupdown gives an option: `bond-miimon` → `BOND_MIIMON`.
 pub fn env_name(option: &str) -> String {
-    option.chars().filter_map(|c| match c {
-        '-' | '_' => Some('_'),
-        c if c.is_ascii_alphanumeric() => Some(c.to_ascii_uppercase()),
-        _ => None,
-    }).collect()
+    option
+        .chars()
+        .filter_map(|c| match c {
+            '-' | '_' => Some('_'),
+            c if c.is_ascii_alphanumeric() => Some(c.to_ascii_uppercase()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +136,13 @@ impl Interfaces {
                     let [name, family, method] = rest[..] else {
                         return Err(err(format!("iface needs a name, an address family and a method: \"{content}\"")));
                     };
-                    let iface = Iface { name: name.into(), family: family.into(), method: method.into(), options: Vec::new(), place };
+                    let iface = Iface {
+                        name: name.into(),
+                        family: family.into(),
+                        method: method.into(),
+                        options: Vec::new(),
+                        place,
+                    };
                     current = Some(Block::Iface(iface));
                 }
                 "mapping" => {
@@ -232,9 +241,13 @@ fn sourced(keyword: &str, pattern: &str, from: &Path) -> Vec<PathBuf> {
     let full = if Path::new(pattern).is_absolute() { PathBuf::from(pattern) } else { base.join(pattern) };
     let mut files: Vec<PathBuf> = if keyword == "source-directory" {
         let valid = |p: &PathBuf| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
         };
-        std::fs::read_dir(&full).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(valid).collect()).unwrap_or_default()
+        std::fs::read_dir(&full)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(valid).collect())
+            .unwrap_or_default()
     } else {
         glob(&full)
     };

@@ -4,9 +4,9 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use rbond_core::{Ipv4Cidr, OptionName, Options};
+use rbond_core::{Ipv4Cidr, OPTIONS, OptionName, Options};
 
-use super::bond::{APPLIED, BondConfig, OTHER_MODES, STRUCTURAL, bond_config, bonds};
+use super::bond::{BondConfig, OTHER_MODES, STRUCTURAL, bond_config, bonds};
 use super::interfaces::{Iface, Interfaces, Place, env_name, wildcard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,7 +42,7 @@ fn error(place: &Place, message: String) -> Diagnostic {
 
 /// Every `bond-*` name rbond knows, for spotting typos.
 fn known() -> Vec<&'static str> {
-    APPLIED.iter().map(|(d, _)| *d).chain(STRUCTURAL.iter().copied()).chain(OTHER_MODES.iter().copied()).collect()
+    OPTIONS.iter().map(|o| o.debian).chain(STRUCTURAL.iter().copied()).chain(OTHER_MODES.iter().copied()).collect()
 }
 
 fn distance(a: &str, b: &str) -> usize {
@@ -78,13 +78,19 @@ fn option_names(i: &Iface, out: &mut Vec<Diagnostic>) {
             if !known.contains(&name.as_str()) {
                 let near = known.iter().min_by_key(|k| distance(&name, k)).filter(|k| distance(&name, k) <= 3);
                 let hint = near.map(|k| format!(" (did you mean {k}?)")).unwrap_or_default();
-                out.push(error(&o.place, format!("unknown option {}{hint}; ifupdown's bonding scripts ignore it", o.name)));
+                out.push(error(
+                    &o.place,
+                    format!("unknown option {}{hint}; ifupdown's bonding scripts ignore it", o.name),
+                ));
             } else if OTHER_MODES.contains(&name.as_str()) {
                 out.push(warn(&o.place, format!("{} has no effect in active-backup mode", o.name)));
             }
         } else if OptionName::parse(&o.name).is_ok() || name == "arp-ip-target" {
             let fixed = format!("bond-{}", name);
-            out.push(warn(&o.place, format!("{} is ignored: ifupdown hands it to no bonding script (write {fixed})", o.name)));
+            out.push(warn(
+                &o.place,
+                format!("{} is ignored: ifupdown hands it to no bonding script (write {fixed})", o.name),
+            ));
         }
     }
 }
@@ -118,7 +124,10 @@ fn monitors(cfg: &BondConfig, o: &Options, out: &mut Vec<Diagnostic>) {
         let m = u64::from(o.miimon());
         if m > 0 && v % m != 0 {
             let place = place_of(cfg, option).unwrap_or(&cfg.place);
-            out.push(warn(place, format!("{debian} {v} is not a multiple of bond-miimon {m}; it is rounded to {} ms", v / m * m)));
+            out.push(warn(
+                place,
+                format!("{debian} {v} is not a multiple of bond-miimon {m}; it is rounded to {} ms", v / m * m),
+            ));
         }
     }
 }
@@ -139,11 +148,17 @@ fn subnet(stanza: &Iface) -> Option<Ipv4Cidr> {
 fn targets(cfg: &BondConfig, stanza: Option<&Iface>, out: &mut Vec<Diagnostic>) {
     let Some(net) = stanza.and_then(subnet) else { return };
     for (k, v, place) in &cfg.options {
-        let Some(ip) = (k == "arp_ip_target").then(|| v.trim_start_matches('+').parse::<Ipv4Addr>().ok()).flatten() else { continue };
+        let Some(ip) = (k == "arp_ip_target").then(|| v.trim_start_matches('+').parse::<Ipv4Addr>().ok()).flatten()
+        else {
+            continue;
+        };
         if !net.contains(ip) {
             let mask = u32::MAX.checked_shl(32 - u32::from(net.prefix)).unwrap_or(0);
             let network = Ipv4Addr::from(u32::from(net.addr) & mask);
-            out.push(warn(place, format!("bond-arp-ip-target {ip} is outside {}'s subnet {network}/{}", cfg.name, net.prefix)));
+            out.push(warn(
+                place,
+                format!("bond-arp-ip-target {ip} is outside {}'s subnet {network}/{}", cfg.name, net.prefix),
+            ));
         }
     }
 }
@@ -152,7 +167,13 @@ fn slaves(ifs: &Interfaces, cfg: &BondConfig, out: &mut Vec<Diagnostic>) {
     for s in &cfg.slaves {
         for stanza in ifs.iface(s) {
             if let Some(a) = stanza.value("address") {
-                out.push(warn(&a.place, format!("{s} is a slave of {} but its stanza gives it an address: the bond takes its addresses away", cfg.name)));
+                out.push(warn(
+                    &a.place,
+                    format!(
+                        "{s} is a slave of {} but its stanza gives it an address: the bond takes its addresses away",
+                        cfg.name
+                    ),
+                ));
             }
         }
     }
@@ -170,7 +191,13 @@ fn mappings(ifs: &Interfaces, cfg: &BondConfig, out: &mut Vec<Diagnostic>) {
     for name in members {
         for m in ifs.mappings.iter().filter(|m| m.patterns.iter().any(|p| wildcard(p.as_bytes(), name.as_bytes()))) {
             let role = if *name == cfg.name { "the bond".to_string() } else { format!("a slave of {}", cfg.name) };
-            out.push(warn(&m.place, format!("mapping {} covers {name} ({role}); rbond uses its stanza as written and runs no mapping script", m.patterns.join(" "))));
+            out.push(warn(
+                &m.place,
+                format!(
+                    "mapping {} covers {name} ({role}); rbond uses its stanza as written and runs no mapping script",
+                    m.patterns.join(" ")
+                ),
+            ));
         }
     }
 }
@@ -178,7 +205,10 @@ fn mappings(ifs: &Interfaces, cfg: &BondConfig, out: &mut Vec<Diagnostic>) {
 fn duplicates(ifs: &Interfaces, out: &mut Vec<Diagnostic>) {
     for (i, a) in ifs.ifaces.iter().enumerate() {
         if let Some(first) = ifs.ifaces[..i].iter().find(|b| b.name == a.name && b.family == a.family) {
-            out.push(warn(&a.place, format!("iface {} {} is declared again (first at {})", a.name, a.family, first.place)));
+            out.push(warn(
+                &a.place,
+                format!("iface {} {} is declared again (first at {})", a.name, a.family, first.place),
+            ));
         }
     }
 }

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+pub use rbond::lab::probe::Window;
 pub use rbond::lab::{Lab, Wiring};
-pub use rbond::probe::Window;
 
 /// Whether a test may share the two CPUs with others, or measures time (or loads the CPU)
 /// and must run alone.

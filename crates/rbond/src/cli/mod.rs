@@ -1,0 +1,315 @@
+//! The `rbond` command: the daemon, a client for its control socket, and the front-ends
+//! people already know (ifenslave's command line, ifupdown's hooks).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::bond::bond_config;
+use crate::config::interfaces::Interfaces;
+use crate::control::{Client, Request};
+use crate::daemon::{Config, Daemon, DatapathChoice};
+
+pub mod hook;
+pub mod ifenslave;
+pub mod launch;
+
+#[derive(Parser)]
+#[command(name = "rbond", version, about = "Active-backup NIC bonding without the kernel bonding driver")]
+struct Cli {
+    /// Where daemons keep their control sockets and state files.
+    #[arg(long, global = true, env = "RBOND_RUN_DIR", default_value = "/run/rbond")]
+    run_dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Every option `--opt` takes, one line each, from the engine's option table.
+fn options_help() -> String {
+    let mut t = String::from("Bond options as NAME=VALUE, applied in order (e.g. miimon=100). The options:\n");
+    for o in rbond_core::OPTIONS {
+        t.push_str(&format!("  {:<18} {}\n", o.sysfs, o.help));
+    }
+    t
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create the bond and run it until `rbond down`, SIGTERM or SIGINT.
+    Daemon {
+        /// The bond device to create (e.g. bond0).
+        #[arg(long)]
+        bond: String,
+        /// Slaves to enslave, in order (repeat, or separate with commas).
+        #[arg(long = "slaves", alias = "slave", value_delimiter = ',')]
+        slaves: Vec<String>,
+        /// Bond options as NAME=VALUE, applied in order (e.g. miimon=100).
+        #[arg(long = "opt", value_parser = parse_opt, long_help = options_help())]
+        opts: Vec<(String, String)>,
+        /// Also print the log lines on stderr.
+        #[arg(long)]
+        foreground: bool,
+        /// The syslog socket the log lines are sent to.
+        #[arg(long, default_value = crate::daemon::logger::DEV_LOG)]
+        syslog: PathBuf,
+        /// Where frames are moved: in the kernel (tc/BPF), by the daemon, or the first that works.
+        #[arg(long, value_enum, env = "RBOND_DATAPATH", default_value_t = DatapathChoice::Auto)]
+        datapath: DatapathChoice,
+    },
+    /// Print the status report (the /proc/net/bonding layout), or JSON; every running bond
+    /// when none is named.
+    Status {
+        /// The bond (all of them when left out).
+        bond: Option<String>,
+        /// Print the report as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the bond's log lines; with --follow, keep printing new ones.
+    Events {
+        /// The bond.
+        bond: String,
+        /// Keep printing lines as the bond writes them.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Add slaves to a running bond (ifenslave bond0 eth0).
+    Enslave {
+        /// The bond.
+        bond: String,
+        /// The interfaces to enslave, in order.
+        slaves: Vec<String>,
+    },
+    /// Take slaves out of a running bond and give them back their own settings.
+    Release {
+        /// The bond.
+        bond: String,
+        /// The slaves to release.
+        slaves: Vec<String>,
+    },
+    /// Make a slave the active one (ifenslave -c).
+    SetActive {
+        /// The bond.
+        bond: String,
+        /// The slave to make active; its link must be up.
+        slave: String,
+    },
+    /// Print an option or state value as its sysfs file reads (e.g. `mode`).
+    Get {
+        /// The bond.
+        bond: String,
+        /// An option name, or active_slave, slaves, mii_status, primary, queue_id.
+        option: String,
+    },
+    /// Change an option of a running bond, as a write to its sysfs file would.
+    Set {
+        /// The bond.
+        bond: String,
+        /// The option (see `rbond daemon --help` for the list), or active_slave.
+        option: String,
+        /// The new value: a number, a name, or `default`.
+        value: String,
+    },
+    /// Create a bond from its stanza in an interfaces file and return once its slaves are in.
+    Up {
+        /// The bond, as its stanza names it.
+        bond: String,
+        /// The interfaces file.
+        #[arg(short = 'i', long = "interfaces", default_value = "/etc/network/interfaces")]
+        file: PathBuf,
+    },
+    /// Stop the daemon: slaves get back their MAC, MTU and state, and the bond disappears.
+    Down {
+        /// The bond.
+        bond: String,
+    },
+    /// Re-execute the daemon's binary (e.g. after an upgrade) without stopping the bond: the
+    /// successor takes over bond0, the slaves and the engine's state, and the kernel datapath
+    /// forwards throughout.
+    Restart {
+        /// The bond.
+        bond: String,
+    },
+    /// Run as an ifupdown hook (from if-pre-up.d, if-up.d and if-post-down.d), reading
+    /// ifupdown's environment.
+    Hook,
+    /// ifenslave(8)'s command line (the binary also answers to the name `ifenslave`).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Ifenslave {
+        /// ifenslave's arguments, e.g. `-c bond0 eth1`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Report what in an interfaces file would not do what its author meant. Exit code: 0
+    /// clean, 1 warnings (with --strict), 2 errors.
+    Lint {
+        /// The interfaces file.
+        #[arg(default_value = "/etc/network/interfaces")]
+        file: PathBuf,
+        /// Treat warnings as failures.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Manpage,
+    /// Install the ifupdown hooks, so that ifup and ifdown build bonds from bond-* options.
+    InstallHooks {
+        /// ifupdown's configuration directory.
+        #[arg(long, default_value = "/etc/network")]
+        dir: PathBuf,
+        /// Remove them instead.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Run the guide's checks, ifenslave sequence and cable pulls on a throwaway network
+    /// (network namespaces; no real NIC is touched). Needs root.
+    Drill {
+        /// Probe packets per second.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+        pps: u32,
+        /// Print the results as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// An interfaces file whose bond stanza (slaves eth0 and eth1) replaces the guide's.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn parse_opt(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// This program's path, for starting daemons and writing hooks.
+fn self_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rbond"))
+}
+
+/// Carries out the command; returns the exit code when it has one of its own.
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let dir = cli.run_dir.as_path();
+    match cli.cmd {
+        Cmd::Daemon { bond, slaves, opts, foreground, syslog, datapath } => {
+            let cfg = Config { bond, datapath, slaves, options: opts, run_dir: dir.to_path_buf(), foreground, syslog };
+            Daemon::start(cfg)?.run()?;
+        }
+        Cmd::Status { bond, json } => status(dir, bond, json)?,
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "rbond",
+                &mut std::io::stdout(),
+            );
+        }
+        Cmd::Manpage => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?
+        }
+        Cmd::Events { bond, follow } => {
+            let client = Client::new(dir, &bond);
+            if follow {
+                client.follow(|l| println!("{}", l.text))?;
+            } else {
+                client.events()?.iter().for_each(|l| println!("{}", l.text));
+            }
+        }
+        Cmd::Enslave { bond, slaves } => {
+            for slave in slaves {
+                Client::new(dir, &bond).done(&Request::Enslave { slave })?;
+            }
+        }
+        Cmd::Release { bond, slaves } => {
+            for slave in slaves {
+                Client::new(dir, &bond).done(&Request::Release { slave })?;
+            }
+        }
+        Cmd::SetActive { bond, slave } => Client::new(dir, &bond).done(&Request::SetActive { slave })?,
+        Cmd::Get { bond, option } => println!("{}", Client::new(dir, &bond).get(&option)?),
+        Cmd::Set { bond, option, value } => Client::new(dir, &bond).done(&Request::Set { option, value })?,
+        Cmd::Up { bond, file } => {
+            let cfg = bond_config(&Interfaces::read(&file)?, &bond)?;
+            launch::start(&self_exe(), dir, &cfg)?;
+        }
+        Cmd::Down { bond } => launch::stop(dir, &bond)?,
+        Cmd::Restart { bond } => launch::restart(dir, &bond)?,
+        Cmd::Hook => {
+            let phase = std::env::var("PHASE").unwrap_or_default();
+            if let Some(stanza) = hook::stanza_from_env(std::env::vars()) {
+                hook::run(&self_exe(), dir, &phase, stanza)?;
+            }
+        }
+        Cmd::Ifenslave { args } => return Ok(ifenslave_main(&args, dir)),
+        Cmd::Lint { file, strict } => return Ok(lint(&file, strict)),
+        Cmd::InstallHooks { dir: etc, remove } => {
+            for p in hook::install(&etc, &self_exe(), dir, remove)? {
+                println!("{} {}", if remove { "removed" } else { "installed" }, p.display());
+            }
+        }
+        Cmd::Drill { pps, json, config } => {
+            return Ok(crate::lab::drill::run(crate::lab::drill::DrillOptions { pps, json, bin: self_exe(), config }));
+        }
+    }
+    Ok(0)
+}
+
+/// The report of one bond, or of every bond running, one after the other.
+fn status(dir: &Path, bond: Option<String>, json: bool) -> anyhow::Result<()> {
+    let bonds = match bond {
+        Some(b) => vec![b],
+        None => launch::bonds(dir),
+    };
+    for (i, bond) in bonds.iter().enumerate() {
+        let s = Client::new(dir, bond).status()?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&s.report)?);
+        } else {
+            print!("{}{}", if i > 0 { "\n" } else { "" }, s.text);
+        }
+    }
+    Ok(())
+}
+
+fn lint(file: &Path, strict: bool) -> u8 {
+    use crate::config::lint::{Severity, lint};
+    let findings = match Interfaces::read(file) {
+        Ok(ifs) => lint(&ifs),
+        Err(e) => {
+            println!("{}: error: {}", e.place, e.message);
+            return 2;
+        }
+    };
+    findings.iter().for_each(|d| println!("{d}"));
+    match findings.iter().map(|d| d.severity).max() {
+        Some(Severity::Error) => 2,
+        Some(Severity::Warning) if strict => 1,
+        _ => 0,
+    }
+}
+
+fn ifenslave_main(args: &[String], run_dir: &Path) -> u8 {
+    ifenslave::run(args, run_dir, &mut std::io::stdout(), &mut std::io::stderr())
+}
+
+pub fn main() -> ExitCode {
+    // Called as ifenslave (a symlink), the program is ifenslave.
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    if argv0.as_deref().and_then(|p| p.file_name()).is_some_and(|n| n == "ifenslave") {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let run_dir = std::env::var_os("RBOND_RUN_DIR").map_or_else(|| PathBuf::from("/run/rbond"), PathBuf::from);
+        return ExitCode::from(ifenslave_main(&args, &run_dir));
+    }
+    match run(Cli::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("rbond: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! What the engine's decisions do to the host: this is where a failover happens. The engine
+//! says which slave is active, which MAC goes where, whether bond0 has carrier and what to
+//! announce; each action is carried out here, in the order decided.
+//!
+//! A side effect that fails is logged and does not stop the rest: the switch of the active
+//! slave in the datapath comes first and is never held back by an announcement, a
+//! membership or a MAC that could not be set.
+
+use rbond_core::{Action, Level, Mac, MacTarget, SlaveId};
+
+use super::Daemon;
+use crate::datapath::Membership;
+use crate::net::frames;
+use crate::net::link::Change;
+
+impl Daemon {
+    /// Carries out every action the engine has decided, then hands new log lines to the
+    /// control socket's followers.
+    pub(super) fn apply_actions(&mut self) {
+        while let Some(action) = self.engine.poll_action() {
+            for problem in self.apply(action) {
+                let line = format!("{}: {problem}", self.name);
+                self.note(Level::Warning, line);
+            }
+        }
+        for line in self.log.take_pending() {
+            let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+            bytes.push(b'\n');
+            self.io.control.broadcast(&bytes);
+        }
+    }
+
+    /// One action; returns what went wrong on the way, if anything.
+    fn apply(&mut self, action: Action) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut check = |what: String, r: std::io::Result<()>| {
+            if let Err(e) = r {
+                problems.push(format!("{what}: {e}"));
+            }
+        };
+        match action {
+            Action::Activate { slave } => {
+                check(format!("{}: activate", self.slave_name(slave)), self.datapath.set_active(Some(slave.0)));
+                check(
+                    format!("{}: receive all multicast", self.slave_name(slave)),
+                    self.datapath.membership(slave.0, Membership::AllMulti, true),
+                );
+            }
+            Action::Deactivate { slave } => {
+                if self.engine.active().is_none() {
+                    check(format!("{}: deactivate", self.slave_name(slave)), self.datapath.set_active(None));
+                }
+                let _ = self.datapath.membership(slave.0, Membership::AllMulti, false);
+            }
+            Action::SetMac { target: MacTarget::Bond, mac } => {
+                check(format!("{}: set MAC", self.name), self.net.set_link(self.index, Change::Mac(mac)))
+            }
+            Action::SetMac { target: MacTarget::Slave(slave), mac } => problems.extend(self.set_slave_mac(slave, mac)),
+            Action::SetCarrier { up } => check(format!("{}: set carrier", self.name), self.datapath.set_carrier(up)),
+            Action::SendArpProbe { slave, target, source } => {
+                let mac = self.member(slave).map(|m| m.mac);
+                if let Some(mac) = mac {
+                    check(
+                        format!("{}: send ARP probe", self.slave_name(slave)),
+                        self.datapath.send(slave.0, &frames::arp_probe(mac, source, target)),
+                    );
+                }
+            }
+            Action::NotifyPeers { slave } => problems.extend(self.notify_peers(slave)),
+            Action::ResendIgmp { .. } => {}
+            Action::Log(e) => self.log.event(e),
+        }
+        problems
+    }
+
+    fn slave_name(&self, id: SlaveId) -> String {
+        self.member(id).map_or_else(|| format!("slave {}", id.0), |m| m.name.clone())
+    }
+
+    /// Slaves released in the same step are skipped: restoring puts their own MAC back.
+    /// Drivers that cannot change a live address take it while down, and come back up
+    /// whatever happens.
+    fn set_slave_mac(&mut self, slave: SlaveId, mac: Mac) -> Vec<String> {
+        let Some(m) = self.members.iter_mut().find(|m| m.id == slave) else { return Vec::new() };
+        let (i, name) = (slave.0, m.name.clone());
+        if self.net.set_link(i, Change::Mac(mac)).is_ok() {
+            m.mac = mac;
+            return Vec::new();
+        }
+        let was_up = self.net.link(i).map(|l| l.up).unwrap_or(false);
+        let mut problems = Vec::new();
+        if let Err(e) = self.net.set_link(i, Change::Up(false)) {
+            problems.push(format!("{name}: set down: {e}"));
+        }
+        match self.net.set_link(i, Change::Mac(mac)) {
+            Ok(()) => m.mac = mac,
+            Err(e) => problems.push(format!("{name}: set MAC: {e}")),
+        }
+        if was_up && let Err(e) = self.net.set_link(i, Change::Up(true)) {
+            problems.push(format!("{name}: set up: {e}"));
+        }
+        problems
+    }
+
+    /// Announces bond0's addresses through the slave: a gratuitous ARP for each IPv4 address,
+    /// an unsolicited neighbour advertisement for each IPv6 one.
+    fn notify_peers(&mut self, slave: SlaveId) -> Vec<String> {
+        if self.member(slave).is_none() {
+            return Vec::new();
+        }
+        let mac = match self.net.link(self.index) {
+            Ok(l) => l.mac.unwrap_or_default(),
+            Err(e) => return vec![format!("{}: read MAC: {e}", self.name)],
+        };
+        let addrs = self.net.addresses(self.index).unwrap_or_default();
+        let mut problems = Vec::new();
+        for a in addrs {
+            let frame = match a.addr {
+                std::net::IpAddr::V4(ip) => frames::gratuitous_arp(mac, ip),
+                std::net::IpAddr::V6(ip) => frames::unsolicited_na(mac, ip),
+            };
+            if let Err(e) = self.datapath.send(slave.0, &frame) {
+                problems.push(format!("{}: announce {}: {e}", self.slave_name(slave), a.addr));
+            }
+        }
+        problems
+    }
+}

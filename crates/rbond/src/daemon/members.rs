@@ -1,0 +1,198 @@
+//! Slaves joining and leaving: what the host must look like before the engine hears of a
+//! slave, how each step is undone when a later one fails, and what a slave's interface
+//! events mean.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use rbond_core::{Input, Instant, Level, LinkInfo, Mac, SlaveId, SlaveSpec};
+use serde::{Deserialize, Serialize};
+
+use super::logger::Logger;
+use super::state::SavedSlave;
+use super::{Daemon, now};
+use crate::datapath::{Port, Seen};
+use crate::net::link::{Change, Link};
+use crate::net::watch::LinkEvent;
+use crate::net::{Netdev, carrier_events_may_lag, ctx};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Member {
+    pub(super) name: String,
+    /// The engine's id for it: its interface index.
+    pub(super) id: SlaveId,
+    pub(super) saved: SavedSlave,
+    pub(super) mac: Mac,
+    pub(super) carrier: bool,
+    /// Its carrier events may come late, so ETHTOOL_GLINK is read every tick.
+    pub(super) poll_link: bool,
+    /// When the engine last heard of ordinary traffic on it.
+    #[serde(skip)]
+    pub(super) last_rx_note: Option<Instant>,
+}
+
+/// Restores a slave, logging whatever could not be put back.
+pub(super) fn put_back(net: &mut dyn Netdev, log: &mut Logger, saved: &SavedSlave) {
+    for e in saved.restore(net) {
+        log.note(Level::Warning, e);
+    }
+}
+
+/// How often the engine hears of ordinary traffic on a slave: enough for the ARP monitor's
+/// "heard something lately", without an input per frame.
+const RX_NOTE_EVERY: Duration = Duration::from_millis(10);
+
+impl Daemon {
+    pub(super) fn member(&self, id: SlaveId) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    fn member_named(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// Takes an interface into the bond: recorded first, then down, MTU, no IPv6, datapath,
+    /// the engine's decision, and up again. A step that fails undoes the ones before it.
+    pub(super) fn enslave(&mut self, name: &str) -> anyhow::Result<()> {
+        if self.member_named(name).is_some() {
+            bail!("{name} is already a slave of {}", self.name);
+        }
+        if name == self.name {
+            bail!("cannot enslave {name} to itself");
+        }
+        let saved = SavedSlave::capture(self.net.as_mut(), name)?;
+        self.save_state(Some(&saved))?;
+        match self.take_over(name, &saved) {
+            Ok(member) => {
+                self.members.push(member);
+                self.apply_actions();
+                ctx(self.net.set_link(saved.ifindex, Change::Up(true)), "set up", name)?;
+                Ok(())
+            }
+            Err(e) => {
+                self.datapath.detach(saved.ifindex);
+                put_back(self.net.as_mut(), &mut self.log, &saved);
+                self.save_state(None)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn take_over(&mut self, name: &str, saved: &SavedSlave) -> anyhow::Result<Member> {
+        let i = saved.ifindex;
+        ctx(self.net.set_link(i, Change::Up(false)), "set down", name)?;
+        let mtu = ctx(self.net.link(self.index), "read MTU", &self.name)?.mtu;
+        if saved.mtu != mtu {
+            ctx(self.net.set_link(i, Change::Mtu(mtu)), "set MTU", name)?;
+        }
+        if saved.ipv6_disabled.is_some() {
+            ctx(self.net.set_ipv6_disabled(name, "1"), "disable IPv6", name)?;
+        }
+        // A slave keeps no address of its own: the host must not route through it.
+        for a in saved.addresses.iter().filter(|a| a.addr.is_ipv4()) {
+            ctx(self.net.delete_address(i, a), "remove address", name)?;
+        }
+        ctx(self.datapath.attach(&Port { ifindex: i, name: name.to_string() }), "attach to the datapath", name)?;
+        let id = SlaveId(i);
+        let spec = SlaveSpec { id, name: name.to_string(), mac: saved.mac, link: LinkInfo::down() };
+        self.engine.handle(now(), Input::Enslave(spec))?;
+        let link = self.net.link(i).unwrap_or_default();
+        Ok(Member {
+            name: name.to_string(),
+            id,
+            saved: saved.clone(),
+            mac: saved.mac,
+            carrier: false,
+            poll_link: carrier_events_may_lag(&Link { index: i, ..link }),
+            last_rx_note: None,
+        })
+    }
+
+    /// Takes a slave out: it leaves the member list before the engine's actions are carried
+    /// out, so nothing is done to a device that may already be gone; restoring puts it back.
+    pub(super) fn release(&mut self, name: &str) -> anyhow::Result<()> {
+        let Some(m) = self.member_named(name) else { bail!("{name} is not a slave of {}", self.name) };
+        let id = m.id;
+        self.engine.handle(now(), Input::Release(id))?;
+        let pos = self.members.iter().position(|m| m.id == id);
+        let member = pos.map(|p| self.members.remove(p));
+        self.apply_actions();
+        if let Some(m) = member {
+            self.datapath.detach(m.id.0);
+            put_back(self.net.as_mut(), &mut self.log, &m.saved);
+        }
+        self.save_state(None)
+    }
+
+    /// A slave's interface changed or went: a slave deleted, moved to another namespace or
+    /// renamed is released; otherwise its carrier is news for the engine.
+    pub(super) fn slave_link_event(&mut self, ev: &LinkEvent) {
+        let Some(m) = self.member(SlaveId(ev.link.index)) else { return };
+        let name = m.name.clone();
+        let renamed = !ev.link.name.is_empty() && ev.link.name != name;
+        if ev.removed || renamed {
+            let why = if ev.removed { "has gone (deleted or moved to another namespace)" } else { "was renamed" };
+            self.note(Level::Warning, format!("{}: {name} {why}, releasing it", self.name));
+            let _ = self.release(&name);
+            return;
+        }
+        self.carrier_seen(SlaveId(ev.link.index), ev.link.lower_up);
+    }
+
+    pub(super) fn carrier_seen(&mut self, id: SlaveId, carrier: bool) {
+        let Some(m) = self.members.iter_mut().find(|m| m.id == id) else { return };
+        if m.carrier == carrier {
+            return;
+        }
+        m.carrier = carrier;
+        let link = if carrier { LinkInfo::up() } else { LinkInfo::down() };
+        let _ = self.engine.handle(now(), Input::Link { slave: id, link });
+    }
+
+    /// Reads each slave's link where carrier events may lag (see `poll_link`). A failed read
+    /// tells nothing, so it changes nothing: only a definite answer is carrier news.
+    pub(super) fn poll_links(&mut self) {
+        let polled: Vec<(SlaveId, String)> =
+            self.members.iter().filter(|m| m.poll_link).map(|m| (m.id, m.name.clone())).collect();
+        for (id, name) in polled {
+            if let Ok(up) = self.net.link_detected(&name) {
+                self.carrier_seen(id, up);
+            }
+        }
+    }
+
+    /// Shows a received frame to the engine: ARP and malformed frames always, other traffic
+    /// at most every 10 ms.
+    pub(super) fn frame_seen(&mut self, ifindex: u32, what: Seen) {
+        let now = now();
+        let slave = SlaveId(ifindex);
+        let input = match what {
+            Seen::Arp(frame) => Input::Arp { slave, frame },
+            Seen::Malformed => Input::BadFrame { slave },
+            Seen::Other => {
+                let Some(m) = self.members.iter_mut().find(|m| m.id == slave) else { return };
+                if m.last_rx_note.is_some_and(|t| now.saturating_since(t) < RX_NOTE_EVERY) {
+                    return;
+                }
+                m.last_rx_note = Some(now);
+                Input::Rx { slave }
+            }
+        };
+        let _ = self.engine.handle(now, input);
+    }
+
+    /// Links may have changed while no one listened (across a restart): look at them now.
+    pub(super) fn catch_up(&mut self) {
+        let ids: Vec<SlaveId> = self.members.iter().map(|m| m.id).collect();
+        for id in ids {
+            let event = match self.net.link(id.0) {
+                Ok(link) => LinkEvent { link, removed: false },
+                Err(_) => LinkEvent { link: Link { index: id.0, ..Link::default() }, removed: true },
+            };
+            self.slave_link_event(&event);
+        }
+        self.poll_links();
+        self.read_addresses();
+        self.apply_actions();
+    }
+}

@@ -1,0 +1,92 @@
+//! How frames move between bond0 and the active slave. Two implementations meet at the
+//! [`Datapath`] trait: the kernel datapath, where two BPF programs on tc hooks redirect frames
+//! and the daemon only steers, and the userspace datapath, where the daemon copies frames
+//! between the TAP and the slaves' packet sockets. Both give the daemon what the monitors need
+//! to see (ARP and neighbour discovery on every slave) and a way to send frames of its own.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+
+pub mod bond_device;
+pub mod kernel;
+pub mod slave_socket;
+pub mod userspace;
+
+#[cfg(test)]
+pub mod fake;
+
+use bond_device::BondDevice;
+
+use crate::keep::Kept;
+pub use crate::net::frames::Seen;
+pub use slave_socket::Membership;
+
+/// Which descriptor became readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// bond0's TAP (frames the host sends).
+    Bond,
+    /// A slave's packet socket, by the slave's ifindex.
+    Slave(u32),
+}
+
+/// The two implementations, by name (what a successor must reopen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Kernel,
+    Userspace,
+}
+
+/// A slave as the datapath knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub ifindex: u32,
+    pub name: String,
+}
+
+pub trait Datapath: std::any::Any {
+    fn kind(&self) -> Kind;
+    /// How the log names it.
+    fn describe(&self) -> String;
+    /// bond0's carrier, which the host's stack and every program on it read as "link".
+    fn set_carrier(&mut self, up: bool) -> io::Result<()>;
+    /// Takes a slave in: from now on its frames reach bond0 only while it is the active one,
+    /// and the daemon sees the frames the monitors look at. A descriptor handed over under
+    /// the slave's name is used instead of a new one.
+    fn attach(&mut self, port: &Port) -> io::Result<()>;
+    /// Lets a slave go: its socket closes and its ingress program detaches.
+    fn detach(&mut self, ifindex: u32);
+    /// Where bond0's frames leave and whose frames reach bond0; `None` drops both ways.
+    fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()>;
+    /// Sends a frame rbond built (a probe, an announcement) out of a slave.
+    fn send(&mut self, ifindex: u32, frame: &[u8]) -> io::Result<()>;
+    /// Asks a slave's interface to receive more than its own address, while the slave stays.
+    fn membership(&mut self, ifindex: u32, what: Membership, add: bool) -> io::Result<()>;
+    /// The descriptors to wait on.
+    fn sources(&self) -> Vec<(Source, BorrowedFd<'_>)>;
+    /// Serves a readable descriptor; `seen` hears what arrived on which slave.
+    fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen));
+    /// What a successor needs to carry on without a lost frame, by name.
+    fn handover(&self) -> Vec<(String, BorrowedFd<'_>)>;
+}
+
+/// Opens the datapath of this kind for bond0 (`tap`, at `bond_index`), taking what a
+/// predecessor handed over from `kept`.
+pub fn open(
+    kind: Kind,
+    tap: BondDevice,
+    bond_index: u32,
+    all_slaves_active: bool,
+    kept: Kept,
+) -> io::Result<Box<dyn Datapath>> {
+    Ok(match kind {
+        Kind::Kernel => Box::new(kernel::KernelDatapath::open(tap, bond_index, kept)?),
+        Kind::Userspace => Box::new(userspace::UserspaceDatapath::open(tap, all_slaves_active, kept)?),
+    })
+}
+
+/// The handover name of a slave's descriptor of kind `what` (`socket`, `ingress`).
+pub fn slave_fd_name(what: &str, ifindex: u32) -> String {
+    format!("{what}:{ifindex}")
+}

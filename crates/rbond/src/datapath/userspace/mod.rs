@@ -1,0 +1,161 @@
+//! The userspace datapath: the daemon copies frames between bond0's TAP and the active slave's
+//! packet socket, a batch per system call, virtio-net headers and all (so offloaded
+//! checksums and 64 KiB GSO frames cross unchanged). A BPF program on each slave's ingress
+//! keeps the host stack from also taking the slave's frames; packet sockets see them first.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use super::bond_device::BondDevice;
+use super::kernel::programs;
+use super::slave_socket::{Membership, SlaveSocket};
+use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
+use crate::keep::Kept;
+use crate::net::frames::{self, VNET_HDR_LEN};
+use crate::sys::bpf;
+
+pub mod batch;
+
+use batch::{Batch, SLOTS};
+
+/// Frames moved per descriptor per wake-up, so one busy link cannot starve the rest.
+const PER_WAKEUP: usize = 64;
+
+struct Slave {
+    sock: SlaveSocket,
+    /// The tcx link holding the drop program on its ingress.
+    ingress: OwnedFd,
+}
+
+pub struct UserspaceDatapath {
+    /// bond0's TAP: its frames and its carrier.
+    tap: BondDevice,
+    drop_prog: OwnedFd,
+    slaves: BTreeMap<u32, Slave>,
+    active: Option<u32>,
+    /// `all_slaves_active`: backups' frames reach bond0 too.
+    deliver_backups: bool,
+    kept: Kept,
+    batch: Batch,
+}
+
+impl UserspaceDatapath {
+    pub fn open(tap: BondDevice, deliver_backups: bool, kept: Kept) -> io::Result<UserspaceDatapath> {
+        let drop_prog = bpf::load_tc_program("rbond_drop", &programs::drop_all())?;
+        Ok(UserspaceDatapath {
+            tap,
+            drop_prog,
+            slaves: BTreeMap::new(),
+            active: None,
+            deliver_backups,
+            kept,
+            batch: Batch::default(),
+        })
+    }
+
+    /// bond0 → the active slave, a batch at a time. With no active slave frames are dropped.
+    fn pump_bond(&mut self) {
+        let out = self.active.and_then(|a| self.slaves.get(&a));
+        for _ in 0..PER_WAKEUP / SLOTS {
+            self.batch.clear();
+            while !self.batch.is_full() {
+                let Ok(Some(n)) = self.tap.read(self.batch.slot()) else { break };
+                self.batch.commit(n);
+            }
+            if let Some(s) = out.filter(|_| !self.batch.is_empty()) {
+                let _ = self.batch.send(s.sock.as_fd());
+            }
+            if !self.batch.is_full() {
+                break; // the TAP is drained
+            }
+        }
+    }
+
+    /// A slave → bond0 if it is the active one; the monitors hear about every frame.
+    fn pump_slave(&mut self, ifindex: u32, seen: &mut dyn FnMut(u32, Seen)) {
+        let Some(s) = self.slaves.get(&ifindex) else { return };
+        let deliver = self.deliver_backups || self.active == Some(ifindex);
+        for _ in 0..PER_WAKEUP / SLOTS {
+            let Ok(n) = self.batch.receive(s.sock.as_fd()) else { break };
+            for frame in self.batch.frames() {
+                let what = frames::inspect(frame.get(VNET_HDR_LEN..).unwrap_or_default());
+                if deliver && what != Seen::Malformed {
+                    let _ = self.tap.write(frame);
+                }
+                seen(ifindex, what);
+            }
+            if n < SLOTS {
+                break; // the socket is drained
+            }
+        }
+    }
+}
+
+impl Datapath for UserspaceDatapath {
+    fn kind(&self) -> Kind {
+        Kind::Userspace
+    }
+
+    fn describe(&self) -> String {
+        "userspace (TAP and packet sockets)".into()
+    }
+
+    fn set_carrier(&mut self, up: bool) -> io::Result<()> {
+        self.tap.set_carrier(up)
+    }
+
+    fn attach(&mut self, port: &Port) -> io::Result<()> {
+        let i = port.ifindex;
+        let slave = match (self.kept.take(&slave_fd_name("socket", i)), self.kept.take(&slave_fd_name("ingress", i))) {
+            (Some(sock), Some(ingress)) => Slave { sock: SlaveSocket::from_fd(sock, i), ingress },
+            _ => Slave {
+                sock: SlaveSocket::open(i)?,
+                ingress: bpf::tcx_attach(self.drop_prog.as_fd(), i, bpf::BPF_TCX_INGRESS)?,
+            },
+        };
+        self.slaves.insert(i, slave);
+        Ok(())
+    }
+
+    fn detach(&mut self, ifindex: u32) {
+        self.slaves.remove(&ifindex);
+        if self.active == Some(ifindex) {
+            self.active = None;
+        }
+    }
+
+    fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()> {
+        self.active = ifindex;
+        Ok(())
+    }
+
+    fn send(&mut self, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+        self.slaves.get(&ifindex).map_or(Ok(()), |s| s.sock.send(frame))
+    }
+
+    fn membership(&mut self, ifindex: u32, what: Membership, add: bool) -> io::Result<()> {
+        self.slaves.get(&ifindex).map_or(Ok(()), |s| s.sock.membership(what, add))
+    }
+
+    fn sources(&self) -> Vec<(Source, BorrowedFd<'_>)> {
+        let slaves = self.slaves.iter().map(|(i, s)| (Source::Slave(*i), s.sock.as_fd()));
+        std::iter::once((Source::Bond, self.tap.as_fd())).chain(slaves).collect()
+    }
+
+    fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen)) {
+        match source {
+            Source::Bond => self.pump_bond(),
+            Source::Slave(i) => self.pump_slave(i, seen),
+        }
+    }
+
+    fn handover(&self) -> Vec<(String, BorrowedFd<'_>)> {
+        let mut fds = vec![("tap".to_string(), self.tap.as_fd())];
+        for (i, s) in &self.slaves {
+            fds.push((slave_fd_name("socket", *i), s.sock.as_fd()));
+            fds.push((slave_fd_name("ingress", *i), s.ingress.as_fd()));
+        }
+        fds
+    }
+}

@@ -1,0 +1,201 @@
+//! The frames rbond builds and reads itself: ARP probes and replies, gratuitous ARP, and
+//! unsolicited IPv6 neighbour advertisements. Each carries a zeroed virtio-net header in
+//! front, as every frame on our sockets does.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use rbond_core::{ArpFrame, ArpOp, Mac};
+
+/// The virtio-net header that precedes every frame on the TAP and on the packet sockets.
+pub const VNET_HDR_LEN: usize = 10;
+
+const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_IPV6: u16 = 0x86dd;
+const BROADCAST: Mac = Mac([0xff; 6]);
+
+fn ethernet(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; VNET_HDR_LEN];
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn arp(op: u16, src: Mac, sender_ip: Ipv4Addr, target_mac: Mac, target_ip: Ipv4Addr) -> Vec<u8> {
+    let mut p = Vec::with_capacity(28);
+    p.extend_from_slice(&[0, 1, 0x08, 0, 6, 4]); // Ethernet, IPv4, address lengths
+    p.extend_from_slice(&op.to_be_bytes());
+    p.extend_from_slice(&src.0);
+    p.extend_from_slice(&sender_ip.octets());
+    p.extend_from_slice(&target_mac.0);
+    p.extend_from_slice(&target_ip.octets());
+    ethernet(BROADCAST, src, ETH_P_ARP, &p)
+}
+
+/// The ARP monitor's probe: who-has `target`, tell `source`, broadcast from `src`.
+pub fn arp_probe(src: Mac, source: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    arp(1, src, source, Mac::ZERO, target)
+}
+
+/// A gratuitous ARP request announcing `ip` at `src` (sender and target IP both `ip`).
+pub fn gratuitous_arp(src: Mac, ip: Ipv4Addr) -> Vec<u8> {
+    arp(1, src, ip, Mac::ZERO, ip)
+}
+
+fn checksum(chunks: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for chunk in chunks {
+        for pair in chunk.chunks(2) {
+            let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+            sum += u32::from(word);
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An unsolicited neighbour advertisement for `ip` at `src` to all nodes, with the override
+/// flag set, so neighbours replace whatever they had cached.
+pub fn unsolicited_na(src: Mac, ip: Ipv6Addr) -> Vec<u8> {
+    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0]; // type NA, code 0, checksum, O flag
+    icmp.extend_from_slice(&ip.octets());
+    icmp.extend_from_slice(&[2, 1]); // target link-layer address option, 8 bytes
+    icmp.extend_from_slice(&src.0);
+    let len = (icmp.len() as u32).to_be_bytes();
+    let pseudo = [&ip.octets()[..], &all_nodes.octets(), &len, &[0, 0, 0, 58]];
+    let sum = checksum(&[pseudo[0], pseudo[1], pseudo[2], pseudo[3], &icmp]);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut ip6 = vec![0x60, 0, 0, 0];
+    ip6.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    ip6.extend_from_slice(&[58, 255]); // ICMPv6, hop limit 255
+    ip6.extend_from_slice(&ip.octets());
+    ip6.extend_from_slice(&all_nodes.octets());
+    ip6.extend_from_slice(&icmp);
+    ethernet(Mac([0x33, 0x33, 0, 0, 0, 1]), src, ETH_P_IPV6, &ip6)
+}
+
+/// What a received Ethernet frame (no vnet header) means to the bond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Arp(ArpFrame),
+    /// Any other well-formed frame.
+    Other,
+    /// Shorter than an Ethernet header, or ARP that does not parse.
+    Malformed,
+}
+
+pub fn inspect(frame: &[u8]) -> Seen {
+    match (frame.get(12..14), parse_arp(frame, false)) {
+        (_, Some(arp)) => Seen::Arp(arp),
+        (Some([0x08, 0x06]), None) | (None, _) => Seen::Malformed,
+        (Some(_), None) => Seen::Other,
+    }
+}
+
+/// The ARP fields of an Ethernet frame (no vnet header), if it is an Ethernet/IPv4 ARP
+/// with sane lengths. Anything else, however malformed, is simply not ARP.
+pub fn parse_arp(frame: &[u8], outgoing: bool) -> Option<ArpFrame> {
+    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let p = frame.get(14..14 + 28)?;
+    if ethertype != ETH_P_ARP || p[0..6] != [0, 1, 0x08, 0, 6, 4] {
+        return None;
+    }
+    let mac = |r: std::ops::Range<usize>| Mac(p[r].try_into().unwrap_or([0; 6]));
+    let ip = |o: usize| Ipv4Addr::new(p[o], p[o + 1], p[o + 2], p[o + 3]);
+    let op = match u16::from_be_bytes([p[6], p[7]]) {
+        1 => ArpOp::Request,
+        2 => ArpOp::Reply,
+        _ => return None,
+    };
+    Some(ArpFrame {
+        op,
+        sender_mac: mac(8..14),
+        sender_ip: ip(14),
+        target_mac: mac(18..24),
+        target_ip: ip(24),
+        outgoing,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: Mac = Mac([0x02, 0, 0, 0, 0, 1]);
+
+    #[test]
+    fn probes_parse_back() {
+        let f = arp_probe(US, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 254));
+        assert_eq!(&f[..VNET_HDR_LEN], &[0; VNET_HDR_LEN]);
+        assert_eq!(&f[VNET_HDR_LEN..VNET_HDR_LEN + 6], &[0xff; 6]);
+        let a = parse_arp(&f[VNET_HDR_LEN..], false).unwrap();
+        assert_eq!(
+            (a.op, a.sender_mac, a.sender_ip, a.target_ip),
+            (ArpOp::Request, US, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 254))
+        );
+        let g = parse_arp(&gratuitous_arp(US, Ipv4Addr::new(10, 0, 0, 1))[VNET_HDR_LEN..], false).unwrap();
+        assert_eq!(g.sender_ip, g.target_ip);
+    }
+
+    #[test]
+    fn frames_are_told_apart() {
+        let probe = arp_probe(US, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let eth = &probe[VNET_HDR_LEN..];
+        assert!(matches!(inspect(eth), Seen::Arp(_)));
+        assert_eq!(inspect(&eth[..20]), Seen::Malformed, "truncated ARP");
+        assert_eq!(inspect(&eth[..10]), Seen::Malformed, "no Ethernet header");
+        let mut ipv4 = eth.to_vec();
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert_eq!(inspect(&ipv4), Seen::Other);
+    }
+
+    #[test]
+    fn garbage_is_not_arp() {
+        let good = arp_probe(US, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let eth = &good[VNET_HDR_LEN..];
+        for n in 0..eth.len() {
+            assert!(parse_arp(&eth[..n], false).is_none(), "truncated to {n}");
+        }
+        let mut bad_len = eth.to_vec();
+        bad_len[18] = 8; // hardware address length
+        assert!(parse_arp(&bad_len, false).is_none());
+        let mut bad_op = eth.to_vec();
+        bad_op[21] = 9;
+        assert!(parse_arp(&bad_op, false).is_none());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+
+        /// Any bytes at all: an ARP frame or not, never a panic. Frames that start like ARP
+        /// are the interesting ones, so half the cases do.
+        #[test]
+        fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..80), arp_like: bool) {
+            if arp_like && bytes.len() > 20 {
+                bytes[12..20].copy_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4]);
+            }
+            if let Some(a) = parse_arp(&bytes, false) {
+                proptest::prop_assert!(bytes.len() >= 42);
+                proptest::prop_assert!(matches!(a.op, ArpOp::Request | ArpOp::Reply));
+            }
+        }
+    }
+
+    #[test]
+    fn neighbour_advertisement_checksum_verifies() {
+        let ip: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let f = unsolicited_na(US, ip);
+        let ip6 = &f[VNET_HDR_LEN + 14..];
+        assert_eq!(ip6[6], 58);
+        let icmp = &ip6[40..];
+        assert_eq!((icmp[0], icmp[4]), (136, 0x20));
+        let len = (icmp.len() as u32).to_be_bytes();
+        // A correct checksum makes the sum over pseudo-header and message come out as zero.
+        assert_eq!(checksum(&[&ip6[8..24], &ip6[24..40], &len, &[0, 0, 0, 58], icmp]), 0);
+        assert_eq!(&icmp[26..32], &US.0);
+    }
+}

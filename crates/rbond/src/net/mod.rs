@@ -1,0 +1,94 @@
+//! The network as the daemon sees it: interfaces and their addresses (rtnetlink), their link
+//! (ethtool), events, and the frames rbond builds itself. [`Netdev`] is the seam: the daemon
+//! asks through it, and its unit tests answer with a fake.
+
+use std::io;
+
+pub mod address;
+pub mod frames;
+pub mod link;
+pub mod rtnl;
+pub mod watch;
+
+#[cfg(test)]
+pub mod fake;
+
+use address::Address;
+use link::{Change, Link};
+use rtnl::Rtnl;
+
+/// What the daemon asks of the host's interfaces, besides moving frames.
+pub trait Netdev: std::any::Any {
+    fn link(&mut self, index: u32) -> io::Result<Link>;
+    fn link_named(&mut self, name: &str) -> io::Result<Link>;
+    fn set_link(&mut self, index: u32, change: Change) -> io::Result<()>;
+    fn delete_link(&mut self, index: u32) -> io::Result<()>;
+    /// ETHTOOL_GLINK: the link as the driver reports it this instant.
+    fn link_detected(&mut self, name: &str) -> io::Result<bool>;
+    fn addresses(&mut self, index: u32) -> io::Result<Vec<Address>>;
+    fn add_address(&mut self, index: u32, a: &Address) -> io::Result<()>;
+    fn delete_address(&mut self, index: u32, a: &Address) -> io::Result<()>;
+    /// The interface's `disable_ipv6` switch, if it has IPv6 at all.
+    fn ipv6_disabled(&mut self, name: &str) -> Option<String>;
+    fn set_ipv6_disabled(&mut self, name: &str, value: &str) -> io::Result<()>;
+}
+
+/// Whether the kernel may hold back this device's carrier events (up to a second when they
+/// come close together): it does so for devices that are their own link (physical NICs, TAP),
+/// not for veth, macvlan or VLANs.
+pub fn carrier_events_may_lag(link: &Link) -> bool {
+    link.link.is_none_or(|l| l == link.index)
+}
+
+/// The host itself.
+pub struct System {
+    rtnl: Rtnl,
+}
+
+impl System {
+    pub fn open() -> io::Result<System> {
+        Ok(System { rtnl: Rtnl::open()? })
+    }
+}
+
+fn ipv6_switch(name: &str) -> String {
+    format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6")
+}
+
+impl Netdev for System {
+    fn link(&mut self, index: u32) -> io::Result<Link> {
+        self.rtnl.link(index)
+    }
+    fn link_named(&mut self, name: &str) -> io::Result<Link> {
+        self.rtnl.link_named(name)
+    }
+    fn set_link(&mut self, index: u32, change: Change) -> io::Result<()> {
+        self.rtnl.set_link(index, change)
+    }
+    fn delete_link(&mut self, index: u32) -> io::Result<()> {
+        self.rtnl.delete_link(index)
+    }
+    fn link_detected(&mut self, name: &str) -> io::Result<bool> {
+        crate::sys::ethtool::link_detected(name)
+    }
+    fn addresses(&mut self, index: u32) -> io::Result<Vec<Address>> {
+        self.rtnl.addresses(index)
+    }
+    fn add_address(&mut self, index: u32, a: &Address) -> io::Result<()> {
+        self.rtnl.add_address(index, a)
+    }
+    fn delete_address(&mut self, index: u32, a: &Address) -> io::Result<()> {
+        self.rtnl.delete_address(index, a)
+    }
+    fn ipv6_disabled(&mut self, name: &str) -> Option<String> {
+        std::fs::read_to_string(ipv6_switch(name)).ok().map(|s| s.trim().to_string())
+    }
+    fn set_ipv6_disabled(&mut self, name: &str, value: &str) -> io::Result<()> {
+        std::fs::write(ipv6_switch(name), value)
+    }
+}
+
+/// Adds the interface name to an error, so users see which device failed and doing what.
+pub fn ctx<T>(r: io::Result<T>, what: &str, name: &str) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::anyhow!("{name}: {what}: {e}"))
+}

@@ -1,0 +1,82 @@
+//! Events from rtnetlink: links that change (carrier, MTU, promiscuity, renames), links that
+//! go away, and address changes (which only say "look again").
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use netlink_packet_core::NetlinkPayload;
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+use super::link::Link;
+use super::rtnl::parse;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEvent {
+    pub link: Link,
+    /// Deleted, or moved to another namespace.
+    pub removed: bool,
+}
+
+/// What one read of the socket brought.
+#[derive(Debug, Default)]
+pub struct Events {
+    pub links: Vec<LinkEvent>,
+    /// Interfaces whose addresses changed.
+    pub addresses: Vec<u32>,
+}
+
+pub struct Watch {
+    sock: Socket,
+    buf: Vec<u8>,
+}
+
+/// A bridge's own messages about its ports (family AF_BRIDGE) speak of the port, not the
+/// device: a port leaving its bridge is an RTM_DELLINK of that family, and must not read as
+/// the device's deletion.
+fn about_the_device(family: AddressFamily) -> bool {
+    family != AddressFamily::Bridge
+}
+
+impl Watch {
+    pub fn open() -> io::Result<Watch> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        let groups = libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR;
+        sock.bind(&SocketAddr::new(0, groups as u32))?;
+        sock.set_non_blocking(true)?;
+        sock.set_rx_buf_sz(1 << 20)?;
+        Ok(Watch { sock, buf: vec![0; 1 << 16] })
+    }
+
+    /// Every event waiting on the socket.
+    pub fn drain(&mut self) -> Events {
+        let mut out = Events::default();
+        loop {
+            let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
+                Ok(n) if n > 0 => n,
+                _ => return out,
+            };
+            for msg in parse::<RouteNetlinkMessage>(&self.buf[..n]).filter_map(Result::ok) {
+                let NetlinkPayload::InnerMessage(m) = msg.payload else { continue };
+                match m {
+                    RouteNetlinkMessage::NewLink(l) if about_the_device(l.header.interface_family) => {
+                        out.links.push(LinkEvent { link: Link::from_message(&l), removed: false })
+                    }
+                    RouteNetlinkMessage::DelLink(l) if about_the_device(l.header.interface_family) => {
+                        out.links.push(LinkEvent { link: Link::from_message(&l), removed: true })
+                    }
+                    RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => {
+                        out.addresses.push(a.header.index)
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl AsFd for Watch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
