@@ -331,12 +331,19 @@ fn clients_that_hang_up_unread_leave_the_daemon_idle() {
     std::thread::sleep(Duration::from_millis(300));
     let _ = follower.kill();
     let _ = follower.wait();
-    std::thread::sleep(Duration::from_millis(500));
+    // Answering a thousand requests takes a moment (more in a debug build); then the daemon
+    // must go idle. A second is 100 ticks: idle is 0–1, the defect kept a CPU busy (~100).
     let pid = net.daemon_pid().unwrap();
-    let before = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_secs(2));
-    let used = cpu_ticks(pid) - before;
-    // 100 ticks a second: idle is 0–1 ticks over 2 s; the defect kept a CPU busy (~200).
-    assert!(used <= 10, "the daemon used {used} ticks in 2 s after the clients went");
+    let mut windows = Vec::new();
+    for _ in 0..10 {
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_secs(1));
+        windows.push(cpu_ticks(pid) - before);
+        if windows.last() <= Some(&3) {
+            break;
+        }
+    }
+    eprintln!("daemon CPU per second after the clients went, in ticks: {windows:?}");
+    assert!(windows.last() <= Some(&3), "the daemon stays busy: {windows:?} ticks per second");
     assert_eq!(get(&net, "mode"), "active-backup 1", "and still answers");
 }
