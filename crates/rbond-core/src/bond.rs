@@ -59,6 +59,10 @@ pub enum Command {
     SetBondMac(Mac),
     /// The bond is being deleted: release every slave without reselecting.
     ReleaseAll,
+    /// The caller was away for a while (a new daemon took the bond over): the ARP monitor
+    /// gives every slave the grace it gives a slave just enslaved, instead of reading the gap
+    /// as silence.
+    Resume,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +247,11 @@ impl Bond {
     /// The active slave's id.
     pub fn active(&self) -> Option<SlaveId> {
         self.active
+    }
+
+    /// The bond's carrier as last decided (a `SetCarrier` action announces each change).
+    pub fn carrier(&self) -> bool {
+        self.carrier
     }
 
     /// The active slave's name.

@@ -33,6 +33,7 @@ impl Bond {
             }
             Command::SetBondMac(mac) => self.set_mac_by_admin(mac),
             Command::ReleaseAll => self.release_all(now),
+            Command::Resume => self.resume(now),
         }
         Ok(())
     }
@@ -47,6 +48,20 @@ impl Bond {
             s.backup = true;
         }
         self.restart_monitor(now);
+    }
+
+    fn resume(&mut self, now: Instant) {
+        // Work that fell due while nobody ran the engine is due now.
+        self.timers.catch_up(now);
+        let targets = self.opts.arp_targets.clone();
+        for s in &mut self.slaves {
+            s.last_rx = Some(now);
+            s.last_tx = Some(now);
+            if s.link == LinkState::Up {
+                s.last_link_up = Some(now);
+            }
+            targets.iter().for_each(|t| s.note_target_rx(*t, now));
+        }
     }
 
     /// Monitors stop and pending notifications are dropped; slaves stay enslaved.

@@ -45,6 +45,13 @@ impl TimerTable {
         self.get(timer).is_some()
     }
 
+    /// Deadlines that passed are moved to `now`: what fell due is due now, not in the past.
+    pub(crate) fn catch_up(&mut self, now: Instant) {
+        for at in self.0.iter_mut().flatten() {
+            *at = (*at).max(now);
+        }
+    }
+
     /// The earliest deadline of all.
     pub(crate) fn next(&self) -> Option<Instant> {
         self.0.iter().flatten().min().copied()

@@ -155,3 +155,23 @@ fn refused_and_unparseable_frames_are_counted() {
     assert_eq!(counts(&sim, "eth1"), (0, 3));
     assert_eq!(sim.input(Input::BadFrame { slave: id("eth9") }).unwrap_err().to_string(), "slave 19 not enslaved");
 }
+
+/// After a gap in which nobody fed the engine (a daemon that died and was replaced), `Resume`
+/// gives the slaves the grace of a fresh start instead of reading the gap as silence.
+#[test]
+fn resume_after_a_gap_is_not_read_as_silence() {
+    let mut sim = Sim::running(&[("arp_interval", "100"), ("arp_ip_target", "192.0.2.254")], &["eth0", "eth1"]);
+    sim.addresses();
+    sim.arp_peer = Some(PEER_IP);
+    sim.after(1000);
+    assert_eq!(sim.active().as_deref(), Some("eth0"));
+    sim.take_log();
+    // Nobody runs the engine for three seconds; then a new daemon resumes it.
+    sim.arp_peer = None;
+    sim.now = rbond_core::Instant::from_millis(sim.ms() + 3000);
+    sim.cmd(rbond_core::Command::Resume).unwrap();
+    sim.arp_peer = Some(PEER_IP);
+    sim.after(1000);
+    assert!(sim.take_log().iter().all(|(_, l)| !l.contains("definitely down")), "no slave read as down");
+    assert_eq!(sim.active().as_deref(), Some("eth0"));
+}

@@ -260,17 +260,47 @@ fn killed_bond(net: &mut Lab) -> Vec<LinkState> {
     before
 }
 
+/// A daemon killed with no supervisor leaves its bond forwarding; the next start adopts it,
+/// and `rbond down` then restores the slaves as they were before the first start.
 #[test]
-fn a_killed_daemon_is_cleaned_up_by_the_next_start() {
+fn a_killed_daemon_is_adopted_by_the_next_start() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = lab(Wiring::OneSwitch);
     let before = killed_bond(&mut net);
     assert_ne!(net.link("eth1").unwrap().1, before[1].0.1, "killed: eth1 still wears the bond's MAC");
+    assert!(net.link("bond0").is_some(), "bond0 outlives its daemon");
     start(&mut net, GUIDE);
-    assert!(net.log_lines().unwrap().iter().any(|l| l == "bond0: restoring eth1 left by a previous daemon"));
+    let lines = net.log_lines().unwrap();
+    assert!(lines.iter().any(|l| l.starts_with("bond0: adopting the bond left by PID ")), "{lines:#?}");
     net.request(&Request::Down).unwrap();
     net.wait_daemon().unwrap();
     slaves_as_before(&net, &before);
+}
+
+/// What a dead daemon left never passes for a live one: `rbond down` with no daemon running
+/// takes it apart (slaves restored, bond0 deleted, pins and state removed).
+#[test]
+fn down_takes_apart_what_a_dead_daemon_left() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    let before = killed_bond(&mut net);
+    let out = rbond(&net).args(["down", "bond0"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("bond0: taking apart the bond left by PID "), "{err}");
+    slaves_as_before(&net, &before);
+    let left: Vec<_> = std::fs::read_dir(&net.run_dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(!left.iter().any(|n| n == "bond0.state" || n == "bond0.sock"), "{left:?}");
+    let pins = walk(&net.bpffs.join("rbond"));
+    assert!(pins.is_empty(), "pins left: {pins:?}");
+    let out = rbond(&net).args(["down", "bond0"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "rbond: bond0: no daemon is running for this bond");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    entries.flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] }).collect()
 }
 
 /// ARP monitoring finds a path that died beyond the switch, where carrier says nothing.
@@ -564,25 +594,26 @@ fn restart_in_place_keeps_the_bond_and_its_traffic() {
     slaves_as_before(&net, &before);
 }
 
-/// A successor that cannot read what it was handed puts the slaves back, as after a crash.
+/// A state file that cannot be read stops the start with a line naming it, and nothing is
+/// touched: without it nobody knows what to put back.
 #[test]
-fn a_successor_that_cannot_carry_on_restores_the_slaves() {
+fn an_unreadable_state_file_stops_the_start_and_touches_nothing() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = lab(Wiring::OneSwitch);
-    let before = killed_bond(&mut net);
-    let garbage = net.run_dir.join("bond0.handover");
-    std::fs::write(&garbage, "{not json").unwrap();
-    let out = rbond(&net)
-        .args(["daemon", "--bond", "bond0", "--slaves", "eth0,eth1", "--foreground"])
-        .env("RBOND_HANDOVER", &garbage)
-        .output()
-        .unwrap();
+    killed_bond(&mut net);
+    let state = net.run_dir.join("bond0.state");
+    std::fs::write(&state, "{not json").unwrap();
+    let links = (net.link("bond0"), net.link("eth0"), net.link("eth1"));
+    let out =
+        rbond(&net).args(["daemon", "--bond", "bond0", "--slaves", "eth0,eth1", "--foreground"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("bond0: cannot carry on after restart (unreadable handover"), "{err}");
-    assert!(err.contains("bond0: restoring eth1 left by a previous daemon"), "{err}");
-    assert!(!garbage.exists(), "the handover file is consumed");
-    slaves_as_before(&net, &before);
+    let want = format!(
+        "rbond: {}: unreadable (key must be a string at line 1 column 2); nothing was touched (move it away to start afresh)\n",
+        state.display()
+    );
+    assert_eq!(err, want);
+    assert_eq!((net.link("bond0"), net.link("eth0"), net.link("eth1")), links);
 }
 
 /// The restart runs whatever binary is installed at the daemon's path now (an upgrade). If

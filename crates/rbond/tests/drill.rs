@@ -43,6 +43,7 @@ fn check_report(out: &Output) -> Value {
             "replug eth1",
             "pull eth0",
             "replug eth0",
+            "kill -9 the daemon",
         ]
     );
     for s in steps {
@@ -58,6 +59,10 @@ fn check_report(out: &Output) -> Value {
     assert!((150.0..=320.0).contains(&outage), "pulling the active costs the 200 ms downdelay: {outage}");
     let log = pull["log"].as_array().unwrap();
     assert_eq!(log.last().unwrap(), "bond0: making interface eth1 the new active one.");
+    let kill = &steps[13];
+    assert_eq!((kill["active_before"].as_str(), kill["active_after"].as_str()), (Some("eth0"), Some("eth0")));
+    let adopted = kill["log"].as_array().unwrap().iter().filter_map(|l| l.as_str());
+    assert!(adopted.into_iter().any(|l| l.starts_with("bond0: adopting the bond left by PID ")), "{kill:#}");
     assert_eq!(r["passed"], true);
     assert_eq!(out.status.code(), Some(0));
     r

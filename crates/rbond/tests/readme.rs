@@ -53,3 +53,14 @@ fn the_readme_option_table_is_the_engines() {
         missing.join("\n")
     );
 }
+
+/// The unit in the repository is the one `rbond install-unit` writes, for /usr/sbin/rbond.
+#[test]
+fn the_repository_unit_is_the_installed_one() {
+    let repo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/rbond@.service")).unwrap();
+    let made = rbond::cli::unit::text(std::path::Path::new("/usr/sbin/rbond"), std::path::Path::new("/run/rbond"));
+    assert_eq!(
+        repo, made,
+        "regenerate dist/rbond@.service with `rbond install-unit --dir dist` (binary /usr/sbin/rbond)"
+    );
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use super::launch;
+use super::launch::Launcher;
 use crate::config::bond::bond_config;
 use crate::config::interfaces::{Iface, Interfaces, OptionLine, Place};
 use crate::control::{Client, Request};
@@ -70,7 +70,8 @@ fn give_a_chance(client: &Client, slave: &str, seconds: &str) -> anyhow::Result<
 }
 
 /// What the hook does for the stanza in `phase`.
-pub fn run(bin: &Path, run_dir: &Path, phase: &str, stanza: Iface) -> anyhow::Result<()> {
+pub fn run(launcher: &Launcher, phase: &str, stanza: Iface) -> anyhow::Result<()> {
+    let run_dir = launcher.run_dir.as_path();
     let master = stanza.value("bond-master").and_then(|m| m.value.split_whitespace().next().map(str::to_string));
     let primary = stanza.value("bond-primary").map(|p| p.value.clone());
     let chance = stanza.value("bond-give-a-chance").map(|c| c.value.clone());
@@ -85,7 +86,7 @@ pub fn run(bin: &Path, run_dir: &Path, phase: &str, stanza: Iface) -> anyhow::Re
                 // The slave's stanza speaks for its bond when it comes first, as on Debian.
                 let mut cfg = bond_config(&ifs, &bond)?;
                 cfg.slaves.clear();
-                launch::start(bin, run_dir, &cfg)?;
+                launcher.start(&cfg)?;
                 set_up(&bond)?;
             }
             if !client.slaves()?.contains(&name) {
@@ -93,7 +94,7 @@ pub fn run(bin: &Path, run_dir: &Path, phase: &str, stanza: Iface) -> anyhow::Re
             }
             apply_primary(&client, primary.as_deref())
         }
-        ("pre-up", None, true) if !running(&name) => launch::start(bin, run_dir, &bond_config(&ifs, &name)?),
+        ("pre-up", None, true) if !running(&name) => launcher.start(&bond_config(&ifs, &name)?),
         ("post-up", Some(bond), _) if running(&bond) => match chance {
             Some(n) => give_a_chance(&Client::new(run_dir, &bond), &name, &n),
             None => Ok(()),
@@ -103,7 +104,7 @@ pub fn run(bin: &Path, run_dir: &Path, phase: &str, stanza: Iface) -> anyhow::Re
             client.done(&Request::Release { slave: name })?;
             apply_primary(&client, primary.as_deref())
         }
-        ("post-down", None, true) if running(&name) => launch::stop(run_dir, &name),
+        ("post-down", None, true) if launcher.exists(&name) => launcher.stop(&name),
         _ => Ok(()),
     }
 }

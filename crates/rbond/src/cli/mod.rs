@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -10,10 +11,13 @@ use crate::config::bond::bond_config;
 use crate::config::interfaces::Interfaces;
 use crate::control::{Client, Request};
 use crate::daemon::{Config, Daemon, DatapathChoice};
+use launch::Launcher;
 
 pub mod hook;
 pub mod ifenslave;
 pub mod launch;
+pub mod supervise;
+pub mod unit;
 
 #[derive(Parser)]
 #[command(name = "rbond", version, about = "Active-backup NIC bonding without the kernel bonding driver")]
@@ -21,6 +25,10 @@ struct Cli {
     /// Where daemons keep their control sockets and state files.
     #[arg(long, global = true, env = "RBOND_RUN_DIR", default_value = "/run/rbond")]
     run_dir: PathBuf,
+    /// The bpffs where the kernel datapath's programs are pinned, so that forwarding outlives
+    /// the daemon (mounted there if nothing is).
+    #[arg(long, global = true, env = "RBOND_BPFFS", default_value = crate::keep::BPFFS)]
+    bpffs: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -34,28 +42,76 @@ fn options_help() -> String {
     t
 }
 
+/// What the daemon runs: `rbond daemon` takes these, and `rbond supervise` passes them on.
+#[derive(clap::Args)]
+struct DaemonArgs {
+    /// The bond device (e.g. bond0): created, or taken over if a daemon that died left it.
+    #[arg(long)]
+    bond: String,
+    /// Slaves to enslave, in order (repeat, or separate with commas).
+    #[arg(long = "slaves", alias = "slave", value_delimiter = ',')]
+    slaves: Vec<String>,
+    /// Bond options as NAME=VALUE, applied in order (e.g. miimon=100).
+    #[arg(long = "opt", value_parser = parse_opt, long_help = options_help())]
+    opts: Vec<(String, String)>,
+    /// Also print the log lines on stderr.
+    #[arg(long)]
+    foreground: bool,
+    /// The syslog socket the log lines are sent to.
+    #[arg(long, default_value = crate::daemon::logger::DEV_LOG)]
+    syslog: PathBuf,
+    /// Where frames are moved: in the kernel (tc/BPF), by the daemon, or the first that works.
+    #[arg(long, value_enum, env = "RBOND_DATAPATH", default_value_t = DatapathChoice::Auto)]
+    datapath: DatapathChoice,
+}
+
+impl DaemonArgs {
+    /// The same arguments, as `rbond daemon` reads them.
+    fn to_args(&self) -> Vec<String> {
+        use clap::ValueEnum;
+        let mut v = vec!["--bond".to_string(), self.bond.clone()];
+        if !self.slaves.is_empty() {
+            v.extend(["--slaves".to_string(), self.slaves.join(",")]);
+        }
+        for (k, val) in &self.opts {
+            v.extend(["--opt".to_string(), format!("{k}={val}")]);
+        }
+        if self.foreground {
+            v.push("--foreground".into());
+        }
+        v.extend(["--syslog".to_string(), self.syslog.display().to_string()]);
+        if let Some(d) = self.datapath.to_possible_value() {
+            v.extend(["--datapath".to_string(), d.get_name().to_string()]);
+        }
+        v
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create the bond and run it until `rbond down`, SIGTERM or SIGINT.
+    /// Run the bond until `rbond down`, SIGTERM or SIGINT: create it, or adopt the one a
+    /// daemon that died left running.
     Daemon {
-        /// The bond device to create (e.g. bond0).
+        #[command(flatten)]
+        args: DaemonArgs,
+    },
+    /// Run the bond's daemon and start a new one whenever it dies (for hosts where systemd
+    /// does not run; `rbond up` and ifup's hook use it there).
+    Supervise {
+        #[command(flatten)]
+        args: DaemonArgs,
+        /// Abort and replace a daemon that has not pinged for this many seconds (0: never).
+        #[arg(long, default_value_t = 10.0)]
+        watchdog: f64,
+        /// A daemon that dies sooner than this many seconds after its start is a failed start.
+        #[arg(long, default_value_t = 1.0)]
+        min_uptime: f64,
+        /// Give up, restoring the slaves, after this many failed starts in a row.
+        #[arg(long, default_value_t = 5)]
+        max_failed_starts: u32,
+        /// The daemon's binary (default: this one).
         #[arg(long)]
-        bond: String,
-        /// Slaves to enslave, in order (repeat, or separate with commas).
-        #[arg(long = "slaves", alias = "slave", value_delimiter = ',')]
-        slaves: Vec<String>,
-        /// Bond options as NAME=VALUE, applied in order (e.g. miimon=100).
-        #[arg(long = "opt", value_parser = parse_opt, long_help = options_help())]
-        opts: Vec<(String, String)>,
-        /// Also print the log lines on stderr.
-        #[arg(long)]
-        foreground: bool,
-        /// The syslog socket the log lines are sent to.
-        #[arg(long, default_value = crate::daemon::logger::DEV_LOG)]
-        syslog: PathBuf,
-        /// Where frames are moved: in the kernel (tc/BPF), by the daemon, or the first that works.
-        #[arg(long, value_enum, env = "RBOND_DATAPATH", default_value_t = DatapathChoice::Auto)]
-        datapath: DatapathChoice,
+        daemon_bin: Option<PathBuf>,
     },
     /// Print the status report (the /proc/net/bonding layout), or JSON; every running bond
     /// when none is named.
@@ -158,6 +214,15 @@ enum Cmd {
     },
     /// Print the man page (roff).
     Manpage,
+    /// Install the systemd unit rbond@.service, through which bonds start where systemd runs.
+    InstallUnit {
+        /// systemd's unit directory.
+        #[arg(long, default_value = "/etc/systemd/system")]
+        dir: PathBuf,
+        /// Remove it instead.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Install the ifupdown hooks, so that ifup and ifdown build bonds from bond-* options.
     InstallHooks {
         /// ifupdown's configuration directory.
@@ -195,10 +260,30 @@ fn self_exe() -> PathBuf {
 /// Carries out the command; returns the exit code when it has one of its own.
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let dir = cli.run_dir.as_path();
+    let launcher = Launcher { bin: self_exe(), run_dir: cli.run_dir.clone(), bpffs: cli.bpffs.clone() };
     match cli.cmd {
-        Cmd::Daemon { bond, slaves, opts, foreground, syslog, datapath } => {
-            let cfg = Config { bond, datapath, slaves, options: opts, run_dir: dir.to_path_buf(), foreground, syslog };
+        Cmd::Daemon { args } => {
+            let DaemonArgs { bond, slaves, opts, foreground, syslog, datapath } = args;
+            let (run_dir, bpffs) = (cli.run_dir, cli.bpffs);
+            let cfg = Config { bond, datapath, slaves, options: opts, run_dir, foreground, syslog, bpffs };
             Daemon::start(cfg)?.run()?;
+        }
+        Cmd::Supervise { args, watchdog, min_uptime, max_failed_starts, daemon_bin } => {
+            let seconds = |s: f64, what: &str| {
+                Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("--{what} {s}: not a number of seconds"))
+            };
+            let o = supervise::Options {
+                bin: daemon_bin.unwrap_or_else(self_exe),
+                run_dir: cli.run_dir.clone(),
+                bpffs: cli.bpffs.clone(),
+                bond: args.bond.clone(),
+                daemon_args: args.to_args(),
+                syslog: args.syslog.clone(),
+                watchdog: Some(seconds(watchdog, "watchdog")?).filter(|w| !w.is_zero()),
+                min_uptime: seconds(min_uptime, "min-uptime")?,
+                max_failed_starts,
+            };
+            return supervise::run(o);
         }
         Cmd::Status { bond, json } => status(dir, bond, json)?,
         Cmd::Completions { shell } => {
@@ -235,18 +320,22 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Set { bond, option, value } => Client::new(dir, &bond).done(&Request::Set { option, value })?,
         Cmd::Up { bond, file } => {
             let cfg = bond_config(&Interfaces::read(&file)?, &bond)?;
-            launch::start(&self_exe(), dir, &cfg)?;
+            launcher.start(&cfg)?;
         }
-        Cmd::Down { bond } => launch::stop(dir, &bond)?,
+        Cmd::Down { bond } => launcher.stop(&bond)?,
         Cmd::Restart { bond } => launch::restart(dir, &bond)?,
         Cmd::Hook => {
             let phase = std::env::var("PHASE").unwrap_or_default();
             if let Some(stanza) = hook::stanza_from_env(std::env::vars()) {
-                hook::run(&self_exe(), dir, &phase, stanza)?;
+                hook::run(&launcher, &phase, stanza)?;
             }
         }
         Cmd::Ifenslave { args } => return Ok(ifenslave_main(&args, dir)),
         Cmd::Lint { file, strict } => return Ok(lint(&file, strict)),
+        Cmd::InstallUnit { dir: units, remove } => {
+            let path = unit::install(&units, &self_exe(), dir, remove)?;
+            println!("{} {}", if remove { "removed" } else { "installed" }, path.display());
+        }
         Cmd::InstallHooks { dir: etc, remove } => {
             for p in hook::install(&etc, &self_exe(), dir, remove)? {
                 println!("{} {}", if remove { "removed" } else { "installed" }, p.display());

@@ -70,6 +70,9 @@ pub struct Status {
     pub report: Report,
     /// How many times the bond was carried on in place (`rbond restart`).
     pub generation: u32,
+    /// How many times a new daemon took the bond over from one that died.
+    #[serde(default)]
+    pub adoptions: u32,
     /// Why the last restart in place failed, if it did.
     pub restart_error: Option<String>,
     /// Which datapath moves the frames.

@@ -159,12 +159,12 @@ impl Poller {
 }
 
 impl Daemon {
-    /// Milliseconds until something is due: the engine's next deadline or the next link
-    /// read, a second at most.
+    /// Milliseconds until something is due: the engine's next deadline, the next link read
+    /// or the supervisor's next ping, a second at most.
     fn timeout(&self) -> Duration {
         let now = now();
         let polling = self.members.iter().any(|m| m.poll_link);
-        let next = [self.engine.poll_timeout(), Some(self.io.next_link_poll).filter(|_| polling)];
+        let next = [self.engine.poll_timeout(), Some(self.io.next_link_poll).filter(|_| polling), self.life.next_ping];
         let Some(at) = next.into_iter().flatten().min() else { return Duration::from_secs(1) };
         // Rounded up to whole milliseconds: a deadline less than one away must not become a
         // zero wait, which would spin until it arrives.
@@ -247,6 +247,10 @@ impl Daemon {
             self.io.next_link_poll = now + Duration::from_millis(every);
         }
         self.engine.handle_timeout(now);
+        if let Some(at) = self.life.next_ping.filter(|at| *at <= now) {
+            self.notify.watchdog();
+            self.life.next_ping = self.notify.watchdog_every.map(|every| at.max(now) + every);
+        }
     }
 
     /// bond0's IPv4 addresses, for the ARP monitor's probe sources and validation.

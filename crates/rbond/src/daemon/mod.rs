@@ -2,11 +2,15 @@
 //! events, frames and requests into engine inputs, and the engine's actions into system calls;
 //! it decides nothing about bonding itself.
 //!
+//! The bond is not the process: bond0 (a persistent TAP), the BPF programs and the map stay
+//! when the daemon dies, and every start is an adoption of whatever it finds.
+//!
 //! Where to look: `members` (slaves joining and leaving), `failover` (what the engine's
 //! decisions do to the host: the active slave, MACs, carrier, announcements), `requests` (the
-//! control socket), `event_loop` (waiting and dispatching), `handover` (restart in place),
-//! `state` (what to put back, and the state file).
-
+//! control socket), `event_loop` (waiting and dispatching), `adopt` (taking over a bond a
+//! dead daemon left, or taking it apart), `handover` (restart in place), `state` (what to put
+//! back, and the state file), `notify` (telling a supervisor how we are).
+//!
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -17,14 +21,16 @@ use crate::control::server::Server;
 use crate::control::socket_path;
 use crate::datapath::bond_device::BondDevice;
 use crate::datapath::{self, Datapath, Kind};
-use crate::keep::Kept;
+use crate::keep::{Kept, Pins};
 use crate::net::{Netdev, System, ctx};
 
+pub mod adopt;
 mod event_loop;
 mod failover;
 mod handover;
 pub mod logger;
 mod members;
+pub mod notify;
 mod requests;
 pub mod state;
 
@@ -34,7 +40,8 @@ mod tests;
 use event_loop::{Io, Poller};
 use logger::Logger;
 use members::Member;
-use state::{State, StateFile};
+use notify::Notifier;
+use state::{SavedSlave, State, StateFile};
 
 /// Where frames are moved between bond0 and the active slave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -72,6 +79,8 @@ pub struct Config {
     pub foreground: bool,
     /// The syslog socket (normally /dev/log).
     pub syslog: PathBuf,
+    /// The bpffs where BPF objects are pinned, so that forwarding outlives the process.
+    pub bpffs: PathBuf,
 }
 
 /// Whether and why the daemon is to stop, and its restarts in place.
@@ -83,6 +92,12 @@ struct Life {
     /// How many times this bond was carried on in place, and why the last attempt failed.
     generation: u32,
     restart_error: Option<String>,
+    /// How many times a new daemon took this bond over from one that died.
+    adoptions: u32,
+    /// Every configured slave is in (a successor finishes a start that was cut short).
+    started: bool,
+    /// When the supervisor next expects to hear that we are alive.
+    next_ping: Option<Instant>,
 }
 
 pub struct Daemon {
@@ -97,7 +112,7 @@ pub struct Daemon {
     poller: Poller,
     log: Logger,
     state: StateFile,
-    run_dir: PathBuf,
+    notify: Notifier,
     life: Life,
 }
 
@@ -117,39 +132,57 @@ pub fn engine_options(pairs: &[(String, String)]) -> anyhow::Result<Options> {
     Ok(o)
 }
 
-/// Puts back the slaves a crashed daemon for this bond left behind.
-pub fn recover(run_dir: &std::path::Path, bond: &str, net: &mut dyn Netdev, log: &mut Logger) {
-    let file = StateFile::new(run_dir, bond);
-    if let Some(state) = file.leftover() {
-        for s in &state.slaves {
-            log.note(Level::Warning, format!("{bond}: restoring {} left by a previous daemon", s.name));
-            members::put_back(net, log, s);
-        }
-        file.remove();
-    }
-}
-
 impl Daemon {
-    /// Starts the bond, or carries on the one a predecessor handed over (`rbond restart`).
+    /// Takes over the bond a previous daemon left (after a crash, or a restart in place), or
+    /// builds a new one; then tells the supervisor it is ready.
     pub fn start(cfg: Config) -> anyhow::Result<Daemon> {
         std::fs::create_dir_all(&cfg.run_dir).with_context(|| cfg.run_dir.display().to_string())?;
-        let kept = Kept::from_env()?;
-        if let Some(path) = handover::pending() {
-            return Daemon::resume(&cfg, &path, kept);
-        }
+        let mut kept = Kept::from_env()?;
+        let mut state = StateFile::new(&cfg.run_dir, &cfg.bond);
+        state.lock(kept.take("lock"))?;
         let mut log = Logger::new(&cfg.bond, cfg.foreground, &cfg.syslog);
+        let pins = Pins::open(&cfg.bpffs, &cfg.bond, true).map_err(|e| {
+            log.note(
+                Level::Warning,
+                format!("{}: cannot pin BPF objects ({e:#}): forwarding stops with the daemon", cfg.bond),
+            )
+        });
+        let kept = kept.with_pins(pins.ok());
         let mut net: Box<dyn Netdev> = Box::new(System::open().context("rtnetlink")?);
-        recover(&cfg.run_dir, &cfg.bond, net.as_mut(), &mut log);
+        let left = state.load()?.and_then(|left| adopt::still_there(left, &cfg.bond, net.as_mut(), &mut log, &kept));
+        let mut d = match left {
+            Some(left) => Daemon::adopt(&cfg, left, kept, net, log, state)?,
+            None => Daemon::fresh(&cfg, kept, net, log, state)?,
+        };
+        d.ready();
+        Ok(d)
+    }
+
+    /// A new bond0 with the configured slaves. bond0 is made persistent only once this
+    /// daemon exists to take it down again; a failure on the way undoes everything.
+    fn fresh(
+        cfg: &Config,
+        kept: Kept,
+        mut net: Box<dyn Netdev>,
+        log: Logger,
+        state: StateFile,
+    ) -> anyhow::Result<Daemon> {
         let engine = Bond::new(&cfg.bond, engine_options(&cfg.options)?)?;
         if net.link_named(&cfg.bond).is_ok() {
             anyhow::bail!("{}: an interface with this name already exists", cfg.bond);
         }
-        let dev = ctx(BondDevice::create(&cfg.bond), "create TAP", &cfg.bond)?;
-        let index = ctx(net.link_named(&cfg.bond), "lookup", &cfg.bond)?.index;
         let control = Server::bind(socket_path(&cfg.run_dir, &cfg.bond))?;
         let io = Io::open(control)?;
-        let (datapath, why) = choose_datapath(cfg.datapath, &engine, dev, index)?;
-        let mut d = Daemon::assemble(&cfg, engine, datapath, net, io, log, index)?;
+        let dev = ctx(BondDevice::create(&cfg.bond), "create TAP", &cfg.bond)?;
+        let index = ctx(net.link_named(&cfg.bond), "lookup", &cfg.bond)?.index;
+        let persist = dev.try_clone()?;
+        let (datapath, why) = choose_datapath(cfg.datapath, &engine, dev, index, kept)?;
+        let mut d = Daemon::assemble(cfg, engine, datapath, net, io, log, index)?;
+        d.state = state;
+        if let Err(e) = ctx(persist.set_persist(true), "make persistent", &cfg.bond) {
+            d.shutdown();
+            return Err(e);
+        }
         // The engine's creation lines (the kernel's module-load messages) come first.
         d.apply_actions();
         let described = match why {
@@ -159,14 +192,23 @@ impl Daemon {
         d.note(Level::Info, format!("{}: datapath: {described}", d.name));
         d.read_addresses();
         d.apply_actions();
-        for s in &cfg.slaves {
-            if let Err(e) = d.enslave(s) {
-                d.shutdown();
+        d.finish_start(&cfg.slaves)?;
+        Ok(d)
+    }
+
+    /// Enslaves the configured slaves not yet in; if one cannot be, the bond is taken down.
+    fn finish_start(&mut self, slaves: &[String]) -> anyhow::Result<()> {
+        for s in slaves {
+            if self.engine.slave_id(s).is_some() {
+                continue;
+            }
+            if let Err(e) = self.enslave(s) {
+                self.shutdown();
                 return Err(e);
             }
         }
-        d.save_state(None)?;
-        Ok(d)
+        self.life.started = true;
+        self.save_state(None)
     }
 
     fn assemble(
@@ -190,7 +232,7 @@ impl Daemon {
             poller,
             log,
             state: StateFile::new(&cfg.run_dir, &cfg.bond),
-            run_dir: cfg.run_dir.clone(),
+            notify: Notifier::from_env(),
             life: Life::default(),
         })
     }
@@ -199,10 +241,35 @@ impl Daemon {
         self.log.note(level, text);
     }
 
-    /// Records every member, and `pending` (a slave about to be touched) with them.
-    fn save_state(&self, pending: Option<&state::SavedSlave>) -> anyhow::Result<()> {
-        let slaves = self.members.iter().map(|m| &m.saved).chain(pending).cloned().collect();
-        self.state.save(&State { pid: std::process::id(), slaves })
+    /// The supervisor hears that the bond is up, and holds bond0's TAP so that its carrier
+    /// outlives this process.
+    fn ready(&mut self) {
+        if let Some((_, tap)) = self.datapath.handover().into_iter().find(|(name, _)| name == "tap") {
+            self.notify.store("tap", tap);
+        }
+        let active = self.engine.active_slave().unwrap_or("none");
+        self.notify.ready(&format!("{} slaves, active {active}", self.members.len()));
+        self.life.next_ping = self.notify.watchdog_every.map(|every| now() + every);
+    }
+
+    /// Everything a successor needs, with `pending` (a slave about to be touched).
+    fn snapshot(&self, pending: Option<&SavedSlave>) -> State {
+        State {
+            pid: std::process::id(),
+            index: self.index,
+            datapath: self.datapath.kind(),
+            engine: self.engine.clone(),
+            members: self.members.clone(),
+            pending: pending.cloned(),
+            started: self.life.started,
+            generation: self.life.generation,
+            adoptions: self.life.adoptions,
+            history: Vec::new(),
+        }
+    }
+
+    fn save_state(&self, pending: Option<&SavedSlave>) -> anyhow::Result<()> {
+        self.state.save(&self.snapshot(pending))
     }
 
     /// Runs until asked to stop, then restores every slave and removes bond0.
@@ -220,7 +287,8 @@ impl Daemon {
         Ok(())
     }
 
-    /// Releases every slave (restoring each) and lets bond0 disappear with its descriptor.
+    /// Takes the bond apart for good: every slave released and restored, the BPF objects
+    /// unpinned, the supervisor told to let bond0's TAP go, and bond0 deleted.
     fn shutdown(&mut self) {
         if let Some(why) = self.life.stop.take() {
             self.note(Level::Info, why);
@@ -231,6 +299,9 @@ impl Daemon {
             self.datapath.detach(m.id.0);
             members::put_back(self.net.as_mut(), &mut self.log, &m.saved);
         }
+        self.datapath.remove();
+        self.notify.stopping();
+        let _ = self.net.delete_link(self.index);
         self.state.remove();
     }
 }
@@ -241,6 +312,7 @@ fn choose_datapath(
     engine: &Bond,
     dev: BondDevice,
     index: u32,
+    kept: Kept,
 ) -> anyhow::Result<(Box<dyn Datapath>, Option<String>)> {
     let all_active = engine.options().all_slaves_active();
     let kernel = match want {
@@ -248,12 +320,15 @@ fn choose_datapath(
         _ if all_active => Err("all_slaves_active needs the userspace datapath".to_string()),
         _ => dev
             .try_clone()
-            .and_then(|tap| datapath::open(Kind::Kernel, tap, index, false, Kept::default()))
+            .and_then(|tap| datapath::open(Kind::Kernel, tap, index, false, kept.pins_only()))
             .map_err(|e| format!("the kernel datapath could not load: {e}")),
     };
     match (kernel, want) {
         (Ok(k), _) => Ok((k, None)),
         (Err(why), DatapathChoice::Kernel) => anyhow::bail!("{}: {why}", engine.name()),
-        (Err(why), _) => Ok((datapath::open(Kind::Userspace, dev, index, all_active, Kept::default())?, Some(why))),
+        (Err(why), _) => {
+            let userspace = datapath::open(Kind::Userspace, dev, index, all_active, kept);
+            Ok((ctx(userspace, "open the userspace datapath", engine.name())?, Some(why)))
+        }
     }
 }

@@ -45,6 +45,7 @@ impl Daemon {
             },
             Request::Set { option, value } => {
                 self.engine.set_option(now, &option, &value)?;
+                self.save_state(None)?;
                 Reply::Done
             }
             Request::Enslave { slave } => {
@@ -77,6 +78,7 @@ impl Daemon {
             text: report.proc_text(),
             report,
             generation: self.life.generation,
+            adoptions: self.life.adoptions,
             restart_error: self.life.restart_error.clone(),
             datapath: self.datapath.describe(),
             pid: std::process::id(),

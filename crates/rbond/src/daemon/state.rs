@@ -2,11 +2,16 @@
 //! lets the next start put it back (or carry on) after a crash.
 
 use std::fs;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rbond_core::Mac;
+use nix::fcntl::FlockArg;
+use rbond_core::{Bond, Mac};
 use serde::{Deserialize, Serialize};
 
+use super::members::Member;
+use crate::control::LogLine;
+use crate::datapath::Kind;
 use crate::net::address::Address;
 use crate::net::link::Change;
 use crate::net::{Netdev, ctx};
@@ -73,39 +78,106 @@ impl SavedSlave {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct State {
-    pub pid: u32,
-    pub slaves: Vec<SavedSlave>,
+/// Everything a new daemon needs to carry on this bond, or to put everything back: written
+/// atomically before a slave is touched, and after every change the engine makes or an
+/// option written at run time.
+#[derive(Serialize, Deserialize)]
+pub(super) struct State {
+    /// The daemon that wrote it.
+    pub(super) pid: u32,
+    /// bond0's interface index: a device of that name with another index is not ours.
+    pub(super) index: u32,
+    pub(super) datapath: Kind,
+    pub(super) engine: Bond,
+    pub(super) members: Vec<Member>,
+    /// A slave being enslaved: perhaps touched already, not yet a member.
+    #[serde(default)]
+    pub(super) pending: Option<SavedSlave>,
+    /// Whether the daemon finished its start (every configured slave in); a successor
+    /// finishes one that did not.
+    #[serde(default)]
+    pub(super) started: bool,
+    /// Restarts in place, and takeovers of a bond whose daemon died.
+    #[serde(default)]
+    pub(super) generation: u32,
+    #[serde(default)]
+    pub(super) adoptions: u32,
+    /// Only for a restart in place: the log history the successor carries on.
+    #[serde(default)]
+    pub(super) history: Vec<LogLine>,
 }
 
+impl State {
+    /// Every slave rbond has touched, as it was before.
+    pub(super) fn saved(&self) -> impl Iterator<Item = &SavedSlave> {
+        self.members.iter().map(|m| &m.saved).chain(&self.pending)
+    }
+}
+
+/// `<run_dir>/<bond>.state`, and the lock that says whether a daemon owns it.
 pub struct StateFile {
     path: PathBuf,
+    lock: Option<Lock>,
 }
 
 impl StateFile {
     pub fn new(run_dir: &Path, bond: &str) -> StateFile {
-        StateFile { path: run_dir.join(format!("{bond}.state")) }
+        StateFile { path: run_dir.join(format!("{bond}.state")), lock: None }
     }
 
-    /// Written before any slave is touched, and atomically.
-    pub fn save(&self, state: &State) -> anyhow::Result<()> {
+    pub(super) fn save(&self, state: &State) -> anyhow::Result<()> {
         let tmp = self.path.with_extension("state.tmp");
-        let data = serde_json::to_vec_pretty(state)?;
+        let data = serde_json::to_vec(state)?;
         fs::write(&tmp, data)
             .and_then(|()| fs::rename(&tmp, &self.path))
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.path.display()))
+    }
+
+    /// The state a daemon left, if any. One that cannot be read is an error naming the file,
+    /// and nothing may be touched then: without it nobody knows what to put back.
+    pub(super) fn load(&self) -> anyhow::Result<Option<State>> {
+        let data = match fs::read(&self.path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => anyhow::bail!("{}: {e}", self.path.display()),
+        };
+        serde_json::from_slice(&data).map(Some).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: unreadable ({e}); nothing was touched (move it away to start afresh)",
+                self.path.display()
+            )
+        })
     }
 
     pub fn remove(&self) {
         let _ = fs::remove_file(&self.path);
     }
 
-    /// A state left by a daemon that is no longer running, if any.
-    pub fn leftover(&self) -> Option<State> {
-        let state: State = serde_json::from_slice(&fs::read(&self.path).ok()?).ok()?;
-        let alive =
-            state.pid != 0 && Path::new(&format!("/proc/{}", state.pid)).exists() && state.pid != std::process::id();
-        (!alive).then_some(state)
+    /// Takes the bond's lock, or the one a predecessor handed over (`held`). A daemon holds it
+    /// for as long as it lives and the kernel drops it when the process dies, so a dead
+    /// daemon's files never pass for a live one.
+    pub fn lock(&mut self, held: Option<OwnedFd>) -> anyhow::Result<()> {
+        let path = self.path.with_extension("lock");
+        let file = match held {
+            Some(fd) => fs::File::from(fd),
+            None => fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        };
+        let lock = Lock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|_| anyhow::anyhow!("a daemon for this bond is already running ({} is locked)", path.display()))?;
+        self.lock = Some(lock);
+        Ok(())
+    }
+
+    /// The lock's descriptor, to hand to a successor.
+    pub fn lock_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.lock.as_ref().map(|l| l.as_fd())
     }
 }
+
+/// An exclusive lock on a file, held until dropped.
+type Lock = nix::fcntl::Flock<fs::File>;

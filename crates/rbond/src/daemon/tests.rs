@@ -20,11 +20,10 @@ fn mac(n: u8) -> Mac {
     Mac([2, 0, 0, 0, 0, n])
 }
 
-/// A bond0 up with eth0 and eth1 enslaved, on a fake host.
-fn daemon(opts: &[&str], datapath: FakeDatapath, net: FakeNetdev) -> Daemon {
+fn config(opts: &[&str]) -> Config {
     let run_dir =
         std::env::temp_dir().join(format!("rbond-unit-{}-{:?}", std::process::id(), std::thread::current().id()));
-    let cfg = Config {
+    Config {
         bond: "bond0".into(),
         datapath: DatapathChoice::Userspace,
         slaves: Vec::new(),
@@ -32,12 +31,23 @@ fn daemon(opts: &[&str], datapath: FakeDatapath, net: FakeNetdev) -> Daemon {
         run_dir: run_dir.clone(),
         foreground: false,
         syslog: run_dir.join("no-syslog"),
-    };
-    std::fs::create_dir_all(&run_dir).unwrap();
-    let engine = Bond::new("bond0", engine_options(&cfg.options).unwrap()).unwrap();
-    let io = Io::open(Server::bind(run_dir.join("bond0.sock")).unwrap()).unwrap();
+        bpffs: run_dir.join("no-bpffs"),
+    }
+}
+
+/// A daemon over fake parts, with nothing enslaved yet.
+fn bare(cfg: &Config, engine: Bond, datapath: FakeDatapath, net: FakeNetdev) -> Daemon {
+    std::fs::create_dir_all(&cfg.run_dir).unwrap();
+    let io = Io::open(Server::bind(cfg.run_dir.join("bond0.sock")).unwrap()).unwrap();
     let log = Logger::new("bond0", false, &cfg.syslog);
-    let mut d = Daemon::assemble(&cfg, engine, Box::new(datapath), Box::new(net), io, log, BOND).unwrap();
+    Daemon::assemble(cfg, engine, Box::new(datapath), Box::new(net), io, log, BOND).unwrap()
+}
+
+/// A bond0 up with eth0 and eth1 enslaved, on a fake host.
+fn daemon(opts: &[&str], datapath: FakeDatapath, net: FakeNetdev) -> Daemon {
+    let cfg = config(opts);
+    let engine = Bond::new("bond0", engine_options(&cfg.options).unwrap()).unwrap();
+    let mut d = bare(&cfg, engine, datapath, net);
     d.apply_actions();
     let _ = d.engine.handle(now(), Input::Command(Command::Up));
     d.enslave("eth0").unwrap();
@@ -177,4 +187,103 @@ fn releasing_an_unknown_slave_names_it() {
         Reply::Error { error } => assert_eq!(error, "eth9 is not a slave of bond0"),
         other => panic!("{other:?}"),
     }
+}
+
+/// What the daemon `d` leaves when it dies (as PID 1 here, so it reads as another process),
+/// and a fresh daemon taking it over on the host `net` as it is now.
+fn successor(d: Daemon, net: FakeNetdev) -> Daemon {
+    let mut left = d.snapshot(None);
+    left.pid = 1;
+    left.started = true;
+    drop(d);
+    let cfg = config(&[]);
+    let mut next = bare(&cfg, left.engine.clone(), FakeDatapath::default(), net);
+    next.carry_on(left, &[]).unwrap();
+    next
+}
+
+fn lines(d: &Daemon) -> Vec<String> {
+    d.log.history().map(|l| l.text.clone()).collect()
+}
+
+/// A new daemon takes the bond over as it was: the same active slave, both slaves back in
+/// the datapath, nothing re-enslaved or announced.
+#[test]
+fn adoption_carries_on_with_the_same_active_slave() {
+    let mut d = daemon(&["miimon=100"], FakeDatapath::default(), host());
+    let _ = d.engine.handle(now(), Input::Command(Command::ChangeActive("eth1".into())));
+    d.apply_actions();
+    let mut next = successor(d, host());
+    assert_eq!(lines(&next), ["bond0: adopting the bond left by PID 1 (userspace datapath)"]);
+    let (dp, net) = parts(&mut next);
+    assert_eq!((dp.active, dp.attached.len(), dp.carrier), (Some(ETH1), 2, true));
+    assert_eq!(net.changes, Vec::<String>::new(), "no slave touched");
+    assert_eq!(next.status().adoptions, 1);
+}
+
+/// The active slave's cable was pulled while no daemon ran: the successor fails over at
+/// once (no downdelay here), and says so as the kernel would.
+#[test]
+fn adoption_fails_over_from_a_link_lost_meanwhile() {
+    let d = daemon(&["miimon=100"], FakeDatapath::default(), host());
+    let mut net = host();
+    net.links.get_mut(&ETH0).unwrap().lower_up = false;
+    let mut next = successor(d, net);
+    assert_eq!(next.engine.active_slave(), Some("eth1"));
+    assert_eq!(parts(&mut next).0.active, Some(ETH1));
+    assert!(lines(&next).iter().any(|l| l == "bond0: making interface eth1 the new active one."), "{:?}", lines(&next));
+}
+
+/// With a downdelay, the delay counts from the successor's start.
+#[test]
+fn adoption_counts_the_downdelay_from_its_start() {
+    let d = daemon(&["miimon=100", "downdelay=200"], FakeDatapath::default(), host());
+    let mut net = host();
+    net.links.get_mut(&ETH0).unwrap().lower_up = false;
+    let started = now();
+    let next = successor(d, net);
+    assert_eq!(next.engine.active_slave(), Some("eth0"), "not yet");
+    let due = next.engine.poll_timeout().unwrap().saturating_since(started);
+    assert!(due <= std::time::Duration::from_millis(200), "{due:?}");
+}
+
+/// Slaves deleted or renamed while nobody watched are released, each with a line; a slave
+/// that was being enslaved is put back.
+#[test]
+fn adoption_releases_what_changed_meanwhile() {
+    let d = daemon(&["miimon=100"], FakeDatapath::default(), host());
+    let mut left_net = host();
+    left_net.links.remove(&ETH0);
+    left_net.links.get_mut(&ETH1).unwrap().name = "lan1".into();
+    let mut next = successor(d, left_net);
+    let l = lines(&next);
+    assert!(
+        l.contains(&"bond0: eth0 has gone (deleted or moved to another namespace), releasing it".to_string()),
+        "{l:?}"
+    );
+    assert!(l.contains(&"bond0: eth1 was renamed, releasing it".to_string()), "{l:?}");
+    assert_eq!(next.engine.report().sysfs("slaves").unwrap(), "");
+    let (dp, net) = parts(&mut next);
+    assert!(dp.attached.is_empty());
+    assert_eq!(net.links[&ETH1].mac, Some(mac(2)), "lan1 has its own MAC back");
+}
+
+#[test]
+fn adoption_puts_back_a_slave_caught_half_enslaved() {
+    let mut d = daemon(&["miimon=100"], FakeDatapath::default(), host());
+    d.release("eth1").unwrap();
+    let mut left = d.snapshot(None);
+    left.pending = Some(left.members[0].saved.clone());
+    left.pending.as_mut().unwrap().name = "eth1".into();
+    left.pending.as_mut().unwrap().ifindex = ETH1;
+    left.pid = 1;
+    left.started = true;
+    drop(d);
+    let mut net = host();
+    net.links.get_mut(&ETH1).unwrap().mtu = 9000;
+    let cfg = config(&[]);
+    let mut next = bare(&cfg, left.engine.clone(), FakeDatapath::default(), net);
+    next.carry_on(left, &[]).unwrap();
+    assert!(lines(&next).contains(&"bond0: putting eth1 back: it was being enslaved".to_string()));
+    assert!(parts(&mut next).1.changes.contains(&"eth1 mtu 1500".to_string()));
 }

@@ -75,4 +75,8 @@ impl Datapath for FakeDatapath {
     fn handover(&self) -> Vec<(String, BorrowedFd<'_>)> {
         Vec::new()
     }
+    fn remove(&mut self) {
+        self.attached.clear();
+        self.active = None;
+    }
 }

@@ -69,6 +69,8 @@ pub trait Datapath: std::any::Any {
     fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen));
     /// What a successor needs to carry on without a lost frame, by name.
     fn handover(&self) -> Vec<(String, BorrowedFd<'_>)>;
+    /// Takes everything down for good (the bond stops): nothing is kept for a successor.
+    fn remove(&mut self);
 }
 
 /// Opens the datapath of this kind for bond0 (`tap`, at `bond_index`), taking what a
@@ -86,7 +88,22 @@ pub fn open(
     })
 }
 
-/// The handover name of a slave's descriptor of kind `what` (`socket`, `ingress`).
+/// The name a slave's descriptor of kind `what` (`socket`, `ingress`) is kept under.
 pub fn slave_fd_name(what: &str, ifindex: u32) -> String {
-    format!("{what}:{ifindex}")
+    format!("{what}-{ifindex}")
+}
+
+/// A slave's ingress link: the one kept for it if it still holds its program on that slave,
+/// else a new one, kept from now on.
+fn ingress_link(kept: &mut Kept, prog: BorrowedFd<'_>, ifindex: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use crate::sys::bpf;
+    let name = slave_fd_name("ingress", ifindex);
+    if let Some(link) =
+        kept.take_bpf(&name).filter(|l| bpf::link_ifindex(std::os::fd::AsFd::as_fd(l)).ok() == Some(ifindex))
+    {
+        return Ok(link);
+    }
+    let link = bpf::tcx_attach(prog, ifindex, bpf::BPF_TCX_INGRESS)?;
+    kept.keep_bpf(&name, std::os::fd::AsFd::as_fd(&link))?;
+    Ok(link)
 }

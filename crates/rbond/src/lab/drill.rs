@@ -1,7 +1,8 @@
 //! `rbond drill`: the classic guide's verification, automated on a throwaway network. The
 //! guide's bond is built in namespaces, checked as the guide checks it, put through the
-//! guide's ifenslave sequence and the NEC cable-pull procedure, all under a fixed-rate UDP
-//! probe, and every step is judged on the active slave, the log line and the outage.
+//! guide's ifenslave sequence and the NEC cable-pull procedure, then its daemon is killed, all
+//! under a fixed-rate UDP probe, and every step is judged on the active slave, the log line
+//! and the outage.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -52,6 +53,7 @@ pub fn drill_config(text: &str, path: &Path) -> anyhow::Result<BondConfig> {
 }
 
 /// What the configuration promises, for judging each step.
+#[derive(Clone)]
 struct Expect {
     miimon: u64,
     updelay: u64,
@@ -61,6 +63,9 @@ struct Expect {
     primary: Option<String>,
     reclaims: bool,
     one_mac: bool,
+    /// How long a daemon's death may stop traffic: nothing on the kernel datapath (it forwards
+    /// with no process), the time to start the next daemon on the userspace one.
+    kill_outage: u64,
 }
 
 impl Expect {
@@ -76,6 +81,7 @@ impl Expect {
             primary: Some(o.primary().to_string()).filter(|p| !p.is_empty()),
             reclaims: o.sysfs(OptionName::PrimaryReselect).starts_with("always"),
             one_mac: o.sysfs(OptionName::FailOverMac).starts_with("none"),
+            kill_outage: IMMEDIATE_MS,
         })
     }
 
@@ -161,6 +167,8 @@ enum Act {
     Ask(Request),
     /// Pull (false) or replug (true) a slave's cable at the switch.
     Cable(&'static str, bool),
+    /// SIGKILL the daemon; its supervisor starts another, which adopts the bond.
+    Kill,
 }
 
 impl Act {
@@ -169,6 +177,10 @@ impl Act {
             Act::Nothing => Ok(()),
             Act::Cable(slave, plugged) => lab.cable_of(slave, *plugged),
             Act::Ask(r) => lab.request(r).map(drop),
+            Act::Kill => {
+                let pid = nix::unistd::Pid::from_raw(lab.status()?.pid as i32);
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).context("kill the daemon")
+            }
         }
     }
 }
@@ -178,7 +190,7 @@ struct Plan {
     name: String,
     act: Act,
     expected_active: String,
-    /// A line the bond must log during the step.
+    /// A line the bond must log during the step (its beginning).
     line: Option<String>,
     /// How long traffic may stop.
     outage_ms: u64,
@@ -250,6 +262,8 @@ fn plans(x: &Expect, first: &str) -> Vec<Plan> {
         out.push(plan(name, Act::Cable(s, plugged), &cur, next.clone(), quiet, outage));
         cur = next;
     }
+    let adopted = Some("bond0: adopting the bond left by PID ".to_string());
+    out.push(plan("kill -9 the daemon".into(), Act::Kill, &cur, cur.clone(), adopted, x.kill_outage));
     out
 }
 
@@ -354,7 +368,7 @@ fn setup(
     let opts_kv: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     progress.say(&format!("Starting bond0 over {}: {}", slaves.join(" "), opts_kv.join(" ")));
     let slave_refs: Vec<&str> = slaves.iter().map(String::as_str).collect();
-    lab.start_bond(&opts.bin, &slave_refs, &opts_kv)?;
+    lab.start_supervised(&opts.bin, &slave_refs, &opts_kv, &[])?;
     progress.waiting("waiting for both slaves to come up");
     lab.wait_until(x.settle() + Duration::from_secs(5), "both slaves up", |l| l.slaves_up(2))?;
     progress.done_waiting();
@@ -382,12 +396,17 @@ fn drive(
     let _echo = lab.echo()?;
     let probe = lab.probe(opts.pps);
     pause(Duration::from_millis(500))?;
-    let plans = plans(x, first);
+    let userspace = lab.status()?.datapath.starts_with("userspace");
+    let x = Expect { kill_outage: if userspace { 1000 } else { IMMEDIATE_MS }, ..x.clone() };
+    let plans = plans(&x, first);
     let mut timed = Vec::new();
+    // A killed daemon's successor starts its log afresh: the drill keeps the whole of it.
+    let mut log = lab.log_lines()?;
     for (i, plan) in plans.iter().enumerate() {
-        let t = run_step(lab, plan, x, probe.elapsed(), progress)?;
+        let t = run_step(lab, plan, &x, probe.elapsed(), progress)?;
         let verdict = if t.result.passed { "ok" } else { "FAILED" };
         progress.say(&format!("[{:>2}/{}] {:<26} {verdict}", i + 1, plans.len(), plan.name));
+        log.extend(t.result.log.iter().cloned());
         timed.push(Timed { to: probe.elapsed(), ..t });
     }
     pause(Duration::from_millis(300))?;
@@ -398,13 +417,17 @@ fn drive(
         pps: opts.pps,
         passed: steps.iter().all(|s| s.passed),
         steps,
-        log: lab.log_lines()?,
+        log,
     })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Carries out a step and waits for the bond to settle; traffic figures are added later.
 fn run_step(lab: &Lab, plan: &Plan, x: &Expect, from: Duration, progress: &Progress) -> anyhow::Result<Timed> {
-    let before_lines = lab.log_lines()?.len();
+    let since = now_ms();
     let active_before = active(lab);
     let mut problem = plan.act.perform(lab).err().map(|e| e.to_string());
     if matches!(plan.act, Act::Nothing) {
@@ -413,12 +436,12 @@ fn run_step(lab: &Lab, plan: &Plan, x: &Expect, from: Duration, progress: &Progr
     progress.waiting(&format!("{}: letting the delays run out", plan.name));
     pause(x.settle())?;
     progress.done_waiting();
-    let log: Vec<String> = lab.log_lines()?.into_iter().skip(before_lines).collect();
+    let log: Vec<String> = lab.timed_log()?.into_iter().filter(|(t, _)| *t >= since).map(|(_, l)| l).collect();
     let active_after = active(lab);
     if problem.is_none() && active_after.as_deref() != Some(plan.expected_active.as_str()) {
         problem = Some(format!("active slave is {:?}, expected {}", active_after, plan.expected_active));
     }
-    if let Some(line) = plan.line.as_ref().filter(|l| problem.is_none() && !log.iter().any(|g| g == *l)) {
+    if let Some(line) = plan.line.as_ref().filter(|l| problem.is_none() && !log.iter().any(|g| g.starts_with(*l))) {
         problem = Some(format!("the bond did not log {line:?}"));
     }
     let result = StepResult {

@@ -62,6 +62,10 @@ pub struct Lab {
     prefix: String,
     namespaces: Vec<String>,
     pub run_dir: PathBuf,
+    /// A bpffs of the lab's own (under the run directory), so that pins outlive each
+    /// `ip netns exec` and are never shared with the host's.
+    pub bpffs: PathBuf,
+    /// The daemon started by `start_bond`, or the supervisor started by `start_supervised`.
     daemon: Option<Child>,
 }
 
@@ -71,7 +75,11 @@ impl Lab {
     pub fn new(tag: &str, wiring: Wiring) -> anyhow::Result<Lab> {
         let prefix = unique(tag);
         let run_dir = std::env::temp_dir().join(format!("{prefix}-run"));
-        let mut lab = Lab { prefix: prefix.clone(), namespaces: Vec::new(), run_dir, daemon: None };
+        let bpffs = run_dir.join("bpf");
+        let mut lab = Lab { prefix: prefix.clone(), namespaces: Vec::new(), run_dir, bpffs, daemon: None };
+        std::fs::create_dir_all(&lab.bpffs)?;
+        nix::mount::mount(Some("bpf"), &lab.bpffs, Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>)
+            .with_context(|| format!("mount bpffs at {}", lab.bpffs.display()))?;
         let names: &[&str] = match wiring {
             Wiring::OneSwitch => &["h", "s", "p"],
             Wiring::AccessSwitches => &["h", "a0", "a1", "c", "p"],
@@ -100,7 +108,6 @@ impl Lab {
         lab.cable(&peer, "eth0", &core, "p0")?;
         ip(&["-n", &peer, "addr", "add", &format!("{PEER_IP}/24"), "dev", "eth0"])?;
         ip(&["-n", &peer, "link", "set", "eth0", "up"])?;
-        std::fs::create_dir_all(&lab.run_dir)?;
         Ok(lab)
     }
 
@@ -142,11 +149,18 @@ impl Lab {
         ip(&["-n", &self.switch_of(slave), "link", "set", &port, if plugged { "up" } else { "down" }])
     }
 
-    /// The rbond binary `bin`, run inside the host namespace with this lab's run directory.
+    /// The rbond binary `bin`, run inside the host namespace with this lab's directories.
     pub fn rbond(&self, bin: &Path) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.host()]).arg(bin).arg("--run-dir").arg(&self.run_dir);
+        c.args(["netns", "exec", &self.host()]).arg(bin);
+        c.arg("--run-dir").arg(&self.run_dir).arg("--bpffs").arg(&self.bpffs);
         c
+    }
+
+    /// Starts bonds as `rbond up` and ifup's hook do, with this lab's directories (to be
+    /// called from inside the host namespace).
+    pub fn launcher(&self, bin: &Path) -> crate::cli::launch::Launcher {
+        crate::cli::launch::Launcher { bin: bin.into(), run_dir: self.run_dir.clone(), bpffs: self.bpffs.clone() }
     }
 
     pub fn syslog_path(&self) -> PathBuf {
@@ -156,9 +170,25 @@ impl Lab {
     /// Starts `bin`'s daemon for bond0 over `slaves` (of eth0 and eth1) with these options,
     /// then gives bond0 its address and brings it up, as an administrator (or ifup) would.
     pub fn start_bond(&mut self, bin: &Path, slaves: &[&str], opts: &[String]) -> anyhow::Result<()> {
+        self.spawn_bond(bin, &["daemon"], slaves, opts)
+    }
+
+    /// As `start_bond`, under `rbond supervise` with these arguments of its own.
+    pub fn start_supervised(
+        &mut self,
+        bin: &Path,
+        slaves: &[&str],
+        opts: &[String],
+        args: &[&str],
+    ) -> anyhow::Result<()> {
+        let supervise: Vec<&str> = std::iter::once("supervise").chain(args.iter().copied()).collect();
+        self.spawn_bond(bin, &supervise, slaves, opts)
+    }
+
+    fn spawn_bond(&mut self, bin: &Path, how: &[&str], slaves: &[&str], opts: &[String]) -> anyhow::Result<()> {
         let mut cmd = self.rbond(bin);
-        cmd.args(["daemon", "--bond", "bond0", "--slaves", &slaves.join(","), "--foreground", "--syslog"])
-            .arg(self.syslog_path());
+        cmd.args(how).args(["--bond", "bond0", "--slaves", &slaves.join(","), "--foreground", "--syslog"]);
+        cmd.arg(self.syslog_path());
         for o in opts {
             cmd.args(["--opt", o]);
         }
@@ -169,7 +199,8 @@ impl Lab {
         cmd.process_group(0);
         self.daemon = Some(cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?);
         self.wait_for_daemon()?;
-        ip(&["-n", &self.host(), "addr", "add", &format!("{BOND_IP}/24"), "dev", "bond0"])?;
+        // `replace`: a bond adopted from a daemon that died still has it.
+        ip(&["-n", &self.host(), "addr", "replace", &format!("{BOND_IP}/24"), "dev", "bond0"])?;
         ip(&["-n", &self.host(), "link", "set", "bond0", "up"])
     }
 
@@ -234,8 +265,14 @@ impl Lab {
         Ok(())
     }
 
+    /// The process `start_bond` or `start_supervised` started.
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(Child::id)
+    }
+
+    /// The PID of the daemon that answers now (under a supervisor, the latest one).
+    pub fn answering_pid(&self) -> Option<u32> {
+        self.status().ok().map(|s| s.pid)
     }
 
     /// Whether the daemon started by `start_bond` is still running.
@@ -243,9 +280,17 @@ impl Lab {
         self.daemon.as_mut().is_some_and(|d| matches!(d.try_wait(), Ok(None)))
     }
 
-    /// Waits for the daemon to exit and returns its exit status.
+    /// Waits (20 s at most) for the daemon to exit and returns its exit status.
     pub fn wait_daemon(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        Ok(self.daemon.take().context("no daemon running")?.wait()?)
+        let d = self.daemon.as_mut().context("no daemon running")?;
+        let mut status = None;
+        wait::until(Duration::from_secs(20), Duration::from_millis(10), || {
+            status = d.try_wait()?;
+            Ok(status.is_some())
+        })?;
+        let status = status.with_context(|| format!("the daemon did not exit: {}", self.daemon_stderr()))?;
+        self.daemon = None;
+        Ok(status)
     }
 
     /// What `ip -j link` says of an interface in the host namespace: (up, MAC, MTU).
@@ -293,9 +338,12 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        // Daemons started by others (ifup's hook, `rbond up`) are found by their sockets.
+        // Daemons started by others (ifup's hook, `rbond up`) are found by their sockets, and
+        // supervisors by their PID files; each is asked to stop in order.
         for bond in crate::cli::launch::bonds(&self.run_dir) {
-            let _ = crate::cli::launch::stop(&self.run_dir, &bond);
+            let _ = Client::new(&self.run_dir, &bond).done(&Request::Down);
+            let sock = crate::control::socket_path(&self.run_dir, &bond);
+            let _ = wait::until(Duration::from_secs(5), Duration::from_millis(10), || Ok(!sock.exists()));
         }
         if let Some(mut d) = self.daemon.take() {
             let _ =
@@ -304,9 +352,17 @@ impl Drop for Lab {
             let _ = d.kill();
             let _ = d.wait();
         }
+        // Whatever still runs in the namespaces (a supervisor's daemon, a test's orphan) goes.
+        for ns in &self.namespaces {
+            let pids = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| o.stdout).unwrap_or_default();
+            for pid in String::from_utf8_lossy(&pids).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
         for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
+        let _ = nix::mount::umount2(&self.bpffs, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
 }

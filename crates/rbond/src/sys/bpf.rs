@@ -15,6 +15,7 @@ const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
@@ -73,6 +74,26 @@ struct ObjPath {
     pathname: u64,
     bpf_fd: u32,
     file_flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct InfoByFd {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The kernel's `struct bpf_link_info` as far as a tcx link goes.
+#[repr(C)]
+#[derive(Default)]
+struct TcxLinkInfo {
+    link_type: u32,
+    id: u32,
+    prog_id: u32,
+    _pad: u32,
+    ifindex: u32,
+    attach_type: u32,
 }
 
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
@@ -156,6 +177,18 @@ pub fn tcx_attach(prog: BorrowedFd<'_>, ifindex: u32, attach_type: u32) -> io::R
     bpf_fd(BPF_LINK_CREATE, &mut attr)
 }
 
+/// The interface a tcx link holds its program on; 0 once the interface is gone.
+pub fn link_ifindex(link: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut info = TcxLinkInfo::default();
+    let mut attr = InfoByFd {
+        bpf_fd: raw(link),
+        info_len: std::mem::size_of::<TcxLinkInfo>() as u32,
+        info: (&raw mut info) as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info.ifindex)
+}
+
 fn c_path(path: &Path) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
@@ -187,5 +220,6 @@ mod tests {
         assert_eq!(std::mem::offset_of!(ProgLoad, prog_name), 48);
         assert_eq!(std::mem::size_of::<LinkCreate>(), 16);
         assert_eq!(std::mem::offset_of!(ObjPath, file_flags), 12);
+        assert_eq!(std::mem::offset_of!(TcxLinkInfo, ifindex), 16);
     }
 }

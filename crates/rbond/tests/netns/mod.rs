@@ -40,6 +40,18 @@ pub fn begin(cpu: Cpu) -> Option<Turn> {
     })
 }
 
+/// A small deterministic generator: the scenarios are random but repeatable.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_rbond"))
 }

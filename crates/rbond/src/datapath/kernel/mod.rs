@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::bond_device::BondDevice;
 use super::slave_socket::{Membership, SlaveSocket};
-use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
+use super::{Datapath, Kind, Port, Seen, Source, ingress_link, slave_fd_name};
 use crate::keep::Kept;
 use crate::net::frames;
 use crate::sys::bpf;
@@ -36,31 +36,37 @@ pub struct KernelDatapath {
 }
 
 impl KernelDatapath {
-    /// Loads both programs and puts `bond_out` on bond0's egress, or carries on with the ones
-    /// a predecessor handed over.
+    /// Carries on with the programs, map and links a predecessor left (handed over or
+    /// pinned), or loads both programs and puts `bond_out` on bond0's egress.
     pub fn open(tap: BondDevice, bond_index: u32, mut kept: Kept) -> io::Result<KernelDatapath> {
-        let handed = (kept.take("map"), kept.take("slave_in"), kept.take("bond_out"));
-        let (map, slave_prog, bond_out) = match handed {
-            (Some(map), Some(slave_prog), Some(bond_out)) => (map, slave_prog, bond_out),
+        let left = (kept.take_bpf("map"), kept.take_bpf("slave_in"), kept.take_bpf("bond_out"));
+        let (map, slave_prog, bond_out) = match left {
+            (Some(map), Some(prog), Some(out))
+                if bpf::map_get(map.as_fd(), programs::KEY_BOND as u32).ok() == Some(bond_index) =>
+            {
+                (map, prog, out)
+            }
             _ => {
-                let map = bpf::array_map(2)?;
-                bpf::map_set(map.as_fd(), programs::KEY_BOND as u32, bond_index)?;
-                bpf::map_set(map.as_fd(), programs::KEY_ACTIVE as u32, 0)?;
-                let fd = map.as_raw_fd();
-                let slave_prog = bpf::load_tc_program("rbond_slave_in", &programs::slave_in(fd))?;
-                let out = bpf::load_tc_program("rbond_bond_out", &programs::bond_out(fd))?;
-                let bond_out = bpf::tcx_attach(out.as_fd(), bond_index, bpf::BPF_TCX_EGRESS)?;
-                (map, slave_prog, bond_out)
+                // Whatever is left over belongs to another bond0 (or is half made): let it go.
+                kept.forget_all();
+                Self::load(bond_index, &kept)?
             }
         };
         Ok(KernelDatapath { tap, map, slave_prog, bond_out, slaves: BTreeMap::new(), kept, buf: vec![0; 2048] })
     }
 
-    fn new_slave(&self, port: &Port) -> io::Result<Slave> {
-        let sock = SlaveSocket::open(port.ifindex)?;
-        sock.monitor_only()?;
-        let ingress = bpf::tcx_attach(self.slave_prog.as_fd(), port.ifindex, bpf::BPF_TCX_INGRESS)?;
-        Ok(Slave { sock, ingress })
+    fn load(bond_index: u32, kept: &Kept) -> io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
+        let map = bpf::array_map(2)?;
+        bpf::map_set(map.as_fd(), programs::KEY_BOND as u32, bond_index)?;
+        bpf::map_set(map.as_fd(), programs::KEY_ACTIVE as u32, 0)?;
+        let fd = map.as_raw_fd();
+        let slave_prog = bpf::load_tc_program("rbond_slave_in", &programs::slave_in(fd))?;
+        let out = bpf::load_tc_program("rbond_bond_out", &programs::bond_out(fd))?;
+        let bond_out = bpf::tcx_attach(out.as_fd(), bond_index, bpf::BPF_TCX_EGRESS)?;
+        kept.keep_bpf("map", map.as_fd())?;
+        kept.keep_bpf("slave_in", slave_prog.as_fd())?;
+        kept.keep_bpf("bond_out", bond_out.as_fd())?;
+        Ok((map, slave_prog, bond_out))
     }
 }
 
@@ -79,15 +85,21 @@ impl Datapath for KernelDatapath {
 
     fn attach(&mut self, port: &Port) -> io::Result<()> {
         let i = port.ifindex;
-        let slave = match (self.kept.take(&slave_fd_name("socket", i)), self.kept.take(&slave_fd_name("ingress", i))) {
-            (Some(sock), Some(ingress)) => Slave { sock: SlaveSocket::from_fd(sock, i), ingress },
-            _ => self.new_slave(port)?,
+        let sock = match self.kept.take(&slave_fd_name("socket", i)) {
+            Some(fd) => SlaveSocket::from_fd(fd, i),
+            None => {
+                let sock = SlaveSocket::open(i)?;
+                sock.monitor_only()?;
+                sock
+            }
         };
-        self.slaves.insert(i, slave);
+        let ingress = ingress_link(&mut self.kept, self.slave_prog.as_fd(), i)?;
+        self.slaves.insert(i, Slave { sock, ingress });
         Ok(())
     }
 
     fn detach(&mut self, ifindex: u32) {
+        self.kept.forget_bpf(&slave_fd_name("ingress", ifindex));
         self.slaves.remove(&ifindex);
     }
 
@@ -129,5 +141,10 @@ impl Datapath for KernelDatapath {
             fds.push((slave_fd_name("ingress", *i), s.ingress.as_fd()));
         }
         fds
+    }
+
+    fn remove(&mut self) {
+        self.kept.forget_all();
+        self.slaves.clear();
     }
 }

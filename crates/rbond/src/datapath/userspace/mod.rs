@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use super::bond_device::BondDevice;
 use super::kernel::programs;
 use super::slave_socket::{Membership, SlaveSocket};
-use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
+use super::{Datapath, Kind, Port, Seen, Source, ingress_link, slave_fd_name};
 use crate::keep::Kept;
 use crate::net::frames::{self, VNET_HDR_LEN};
 use crate::sys::bpf;
@@ -41,8 +41,15 @@ pub struct UserspaceDatapath {
 }
 
 impl UserspaceDatapath {
-    pub fn open(tap: BondDevice, deliver_backups: bool, kept: Kept) -> io::Result<UserspaceDatapath> {
-        let drop_prog = bpf::load_tc_program("rbond_drop", &programs::drop_all())?;
+    pub fn open(tap: BondDevice, deliver_backups: bool, mut kept: Kept) -> io::Result<UserspaceDatapath> {
+        let drop_prog = match kept.take_bpf("drop") {
+            Some(prog) => prog,
+            None => {
+                let prog = bpf::load_tc_program("rbond_drop", &programs::drop_all())?;
+                kept.keep_bpf("drop", prog.as_fd())?;
+                prog
+            }
+        };
         Ok(UserspaceDatapath {
             tap,
             drop_prog,
@@ -107,18 +114,17 @@ impl Datapath for UserspaceDatapath {
 
     fn attach(&mut self, port: &Port) -> io::Result<()> {
         let i = port.ifindex;
-        let slave = match (self.kept.take(&slave_fd_name("socket", i)), self.kept.take(&slave_fd_name("ingress", i))) {
-            (Some(sock), Some(ingress)) => Slave { sock: SlaveSocket::from_fd(sock, i), ingress },
-            _ => Slave {
-                sock: SlaveSocket::open(i)?,
-                ingress: bpf::tcx_attach(self.drop_prog.as_fd(), i, bpf::BPF_TCX_INGRESS)?,
-            },
+        let sock = match self.kept.take(&slave_fd_name("socket", i)) {
+            Some(fd) => SlaveSocket::from_fd(fd, i),
+            None => SlaveSocket::open(i)?,
         };
-        self.slaves.insert(i, slave);
+        let ingress = ingress_link(&mut self.kept, self.drop_prog.as_fd(), i)?;
+        self.slaves.insert(i, Slave { sock, ingress });
         Ok(())
     }
 
     fn detach(&mut self, ifindex: u32) {
+        self.kept.forget_bpf(&slave_fd_name("ingress", ifindex));
         self.slaves.remove(&ifindex);
         if self.active == Some(ifindex) {
             self.active = None;
@@ -157,5 +163,11 @@ impl Datapath for UserspaceDatapath {
             fds.push((slave_fd_name("ingress", *i), s.ingress.as_fd()));
         }
         fds
+    }
+
+    fn remove(&mut self) {
+        self.kept.forget_all();
+        self.slaves.clear();
+        self.active = None;
     }
 }
