@@ -61,6 +61,7 @@ impl Bond {
         }
         if !self.opts.arp_validate.applies_to(backup) {
             self.touch_rx(id, now);
+            self.tally.counts.arp_heard += 1;
             return Ok(());
         }
         let counted = if !backup {
@@ -115,6 +116,7 @@ impl Bond {
             s.last_rx = Some(now);
             s.note_target_rx(sip, now);
         }
+        self.tally.counts.arp_heard += 1;
         true
     }
 
@@ -171,6 +173,7 @@ impl Bond {
                 Proposal::Up if !self.is_active(id) => failover |= self.arp_commit_up(id),
                 Proposal::Up => {}
                 Proposal::Down => {
+                    self.note_loss(id, self.last_sign_of_life(id, now));
                     if let Some(s) = self.slave_mut(id) {
                         s.count_failure();
                         s.link = LinkState::Down;
@@ -183,6 +186,7 @@ impl Bond {
                     }
                 }
                 Proposal::Fail => {
+                    self.note_loss(id, self.last_sign_of_life(id, now));
                     if let Some(s) = self.slave_mut(id) {
                         s.link = LinkState::Fail;
                         s.backup = true;
@@ -263,10 +267,16 @@ impl Bond {
         self.arp_slave = Some(cand);
     }
 
+    /// When a slave last heard anything, for dating its loss (now if it never did).
+    fn last_sign_of_life(&self, id: SlaveId, now: Instant) -> Instant {
+        self.slave(id).and_then(|s| s.last_rx).unwrap_or(now)
+    }
+
     fn send_probes(&mut self, now: Instant, slave: SlaveId) {
         let targets = self.opts.arp_targets.clone();
         for target in targets {
             let source = probe_source(&self.addrs, target);
+            self.tally.counts.arp_probes += 1;
             self.push(Action::SendArpProbe { slave, target, source });
             if let Some(s) = self.slave_mut(slave) {
                 s.last_tx = Some(now);

@@ -2,6 +2,7 @@
 //! between them. The monitors, selection, MAC policy and the rest live in their own modules
 //! as further `impl Bond` blocks.
 
+use crate::counters::Tally;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
@@ -199,6 +200,8 @@ pub struct Bond {
     #[serde(default)]
     pub(crate) igmp_left: u32,
     pub(crate) timers: TimerTable,
+    #[serde(default)]
+    pub(crate) tally: Tally,
     pub(crate) mac: Option<Mac>,
     pub(crate) mac_origin: MacOrigin,
     pub(crate) addrs: Vec<Ipv4Cidr>,
@@ -227,6 +230,7 @@ impl Bond {
             peer_notif_left: 0,
             igmp_left: 0,
             timers: TimerTable::default(),
+            tally: Tally::default(),
             mac: None,
             mac_origin: MacOrigin::Unset,
             addrs: Vec::new(),

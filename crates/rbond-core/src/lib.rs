@@ -33,6 +33,7 @@ mod address;
 mod arp_monitor;
 mod bond;
 mod command;
+mod counters;
 mod event;
 mod mac;
 mod mac_policy;
@@ -48,6 +49,7 @@ mod timer;
 
 pub use address::Ipv4Cidr;
 pub use bond::{Action, ArpFrame, ArpOp, Bond, Command, Error, Input, MacTarget, SlaveId};
+pub use counters::Counters;
 pub use event::{Event, Level};
 pub use mac::{Mac, MacParseError};
 pub use options::{

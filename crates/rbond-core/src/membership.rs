@@ -95,6 +95,11 @@ impl Bond {
         let slave = self.slave_mut(id).ok_or(Error::NoSuchSlave(id.0))?;
         let carrier_changed = slave.hw.carrier != link.carrier;
         slave.hw = link;
+        match (carrier_changed, link.carrier) {
+            (true, false) => self.note_loss(id, now),
+            (true, true) => self.note_recovery(id),
+            _ => {}
+        }
         // The event wakes the monitor at once; the delays still count from here in ticks.
         if carrier_changed && self.up && self.monitor() == Monitor::Mii {
             self.mii_pass(now);

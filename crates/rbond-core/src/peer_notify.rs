@@ -18,6 +18,7 @@ impl Bond {
 
     fn notify(&mut self) {
         if let Some(slave) = self.active {
+            self.tally.counts.peer_notifications += 1;
             self.push(Action::NotifyPeers { slave });
         }
     }

@@ -1,6 +1,7 @@
 //! The bond's state as people and programs read it: the `/proc/net/bonding/<bond>` text,
 //! sysfs-style values, and a serde form of the same for JSON.
 
+use crate::counters::Counters;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -49,6 +50,9 @@ pub struct Report {
     /// Every option as its sysfs file reads, e.g. `"mode": "active-backup 1"`.
     pub options: BTreeMap<String, String>,
     pub slaves: Vec<SlaveReport>,
+    /// What the bond has done (JSON only: not in `/proc`).
+    #[serde(default)]
+    pub counters: Counters,
 }
 
 fn up_down(b: bool) -> String {
@@ -88,6 +92,7 @@ impl Bond {
             mac: self.mac,
             options: OptionName::all().map(|o| (o.as_str().to_string(), self.opts.sysfs(o))).collect(),
             slaves,
+            counters: self.counters().clone(),
         }
     }
 }

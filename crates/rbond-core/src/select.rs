@@ -151,6 +151,7 @@ impl Bond {
             s.backup = false;
         }
         self.active = Some(id);
+        self.note_activation(now);
         self.push(Action::Activate { slave: id });
         if self.opts.fail_over_mac != FailOverMac::None {
             self.failover_mac(old, id);

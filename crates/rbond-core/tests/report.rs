@@ -109,3 +109,46 @@ fn events_and_actions_serialize_for_the_event_stream() {
     let line = serde_json::to_value(rbond_core::Event::MakingActive { slave: "eth0".into() }).unwrap();
     assert_eq!(line, serde_json::json!({"event": "making_active", "slave": "eth0"}));
 }
+
+/// The counts monitoring reads: failovers (a failback is one, the first activation is not),
+/// the outage of the last failover measured from the carrier loss, peer notifications.
+#[test]
+fn counters_follow_failovers_and_outages() {
+    let mut sim = Sim::running(&[("miimon", "100"), ("downdelay", "200"), ("primary", "eth0")], &["eth0", "eth1"]);
+    sim.after(1000);
+    assert_eq!(sim.bond.counters().failovers, 0, "the first active slave is no failover");
+    sim.at(1030).carrier("eth0", false);
+    sim.after(1000);
+    let c = sim.bond.counters().clone();
+    assert_eq!((c.failovers, c.last_outage_ms), (1, Some(200)), "{c:?}");
+    // The link comes back within the downdelay: no failover, and no outage to report.
+    sim.carrier("eth0", true);
+    sim.after(1000);
+    assert_eq!(sim.bond.counters().failovers, 2, "the primary took the bond back");
+    sim.carrier("eth0", false);
+    sim.after(50);
+    sim.carrier("eth0", true);
+    sim.after(1000);
+    let c = sim.bond.counters().clone();
+    assert_eq!((c.failovers, c.last_outage_ms), (2, Some(200)), "{c:?}");
+    assert_eq!(c.peer_notifications, 3, "one announcement per new active slave, the first too");
+    assert_eq!(sim.bond.report().counters, c);
+}
+
+/// Under the ARP monitor the outage runs from the active slave's last sign of life; probes
+/// sent and replies heard are counted.
+#[test]
+fn counters_under_the_arp_monitor() {
+    let mut sim = Sim::running(&[("arp_interval", "100"), ("arp_ip_target", "192.0.2.254")], &["eth0", "eth1"]);
+    sim.addresses();
+    sim.arp_peer = Some(PEER_IP);
+    sim.after(1000);
+    let before = sim.bond.counters().clone();
+    assert!(before.arp_probes >= 9 && before.arp_heard >= 9, "{before:?}");
+    sim.carrier("eth0", false);
+    sim.after(1000);
+    let c = sim.bond.counters().clone();
+    assert_eq!(c.failovers, 1, "{c:?}");
+    let outage = c.last_outage_ms.unwrap();
+    assert!((200..=400).contains(&outage), "missed_max 2 intervals and a tick: {outage}");
+}

@@ -7,6 +7,7 @@
 //! - `cli`: the `rbond` command, the ifenslave personality and the ifupdown hooks;
 //! - `config`: `/etc/network/interfaces`, Debian's bond options, lint;
 //! - `lab`: throwaway networks, the traffic probe and the drill;
+//! - `monitor`: what monitoring reads: Prometheus text, the /proc-shaped report, `rbond check`;
 //! - `sys`: the system calls no crate wraps, the only place `unsafe` is allowed.
 //!
 //! All bonding decisions are `rbond_core`'s; this crate carries them out.
@@ -19,6 +20,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod keep;
 pub mod lab;
+pub mod monitor;
 pub mod net;
 pub mod sys;
 pub mod wait;

@@ -14,9 +14,14 @@ fn leftovers(pid: u32) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with(&prefix)).map(str::to_string).collect()
 }
 
-fn drill_json() -> (u32, Output) {
-    let child =
-        Command::new(bin()).args(["drill", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+fn drill_json(extra: &[&std::ffi::OsStr]) -> (u32, Output) {
+    let child = Command::new(bin())
+        .args(["drill", "--json"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     (pid, child.wait_with_output().unwrap())
 }
@@ -68,19 +73,37 @@ fn check_report(out: &Output) -> Value {
     r
 }
 
+/// The drill passes, leaves nothing behind, and draws itself: a self-contained SVG with every
+/// step, the pull's outage, and a mark per log line.
 #[test]
 fn the_drill_passes_every_step_and_leaves_nothing_behind() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
-    let (pid, out) = drill_json();
-    check_report(&out);
+    let svg = std::env::temp_dir().join(format!("rbond-drill-{}.svg", std::process::id()));
+    let (pid, out) = drill_json(&["--svg".as_ref(), svg.as_os_str()]);
+    let r = check_report(&out);
     assert_eq!(leftovers(pid), Vec::<String>::new());
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    std::fs::remove_file(&svg).unwrap();
+    assert!(picture.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{picture}");
+    assert!(picture.ends_with("</svg>\n"));
+    assert_eq!(picture.matches("http").count(), 1, "nothing fetched: only the namespace names a URL");
+    assert_eq!(picture.matches("<g").count(), picture.matches("</g>").count(), "groups closed");
+    let steps = r["steps"].as_array().unwrap();
+    for (i, s) in steps.iter().enumerate() {
+        let step = s["step"].as_str().unwrap();
+        assert!(picture.contains(&format!("<title>{}. {step}</title>", i + 1)), "step {step} drawn");
+    }
+    let outage = steps[11]["outage_ms"].as_f64().unwrap();
+    assert!(picture.contains(&format!(">{outage:.0} ms</text>")), "the pull's outage is written on the chart");
+    let lines: usize = steps.iter().map(|s| s["log"].as_array().unwrap().len()).sum();
+    assert_eq!(picture.matches("<circle").count(), lines, "a mark per log line of the steps");
 }
 
 #[test]
 fn two_drills_at_once_do_not_collide() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
-    let a = std::thread::spawn(drill_json);
-    let b = std::thread::spawn(drill_json);
+    let a = std::thread::spawn(|| drill_json(&[]));
+    let b = std::thread::spawn(|| drill_json(&[]));
     for (pid, out) in [a.join().unwrap(), b.join().unwrap()] {
         check_report(&out);
         assert_eq!(leftovers(pid), Vec::<String>::new());

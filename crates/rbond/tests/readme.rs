@@ -64,3 +64,25 @@ fn the_repository_unit_is_the_installed_one() {
         "regenerate dist/rbond@.service with `rbond install-unit --dir dist` (binary /usr/sbin/rbond)"
     );
 }
+
+/// The alert rules the README offers load in Prometheus (`promtool check rules`, from Debian's
+/// prometheus package, which the test script installs).
+#[test]
+fn the_readme_alert_rules_are_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let after = readme.split("<!-- alert-rule -->\n```yaml\n").nth(1).expect("the alert-rule block");
+    let rules = after.split("\n```").next().unwrap();
+    let path = std::env::temp_dir().join(format!("rbond-rules-{}.yml", std::process::id()));
+    std::fs::write(&path, rules).unwrap();
+    let out = match std::process::Command::new("promtool").args(["check", "rules"]).arg(&path).output() {
+        Ok(out) => out,
+        Err(e) => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: promtool: {e}");
+            return eprintln!("skipped: promtool: {e} (apt-get install prometheus)");
+        }
+    };
+    std::fs::remove_file(&path).unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("SUCCESS: 2 rules found"), "{said}");
+}

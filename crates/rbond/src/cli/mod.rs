@@ -63,6 +63,13 @@ struct DaemonArgs {
     /// Where frames are moved: in the kernel (tc/BPF), by the daemon, or the first that works.
     #[arg(long, value_enum, env = "RBOND_DATAPATH", default_value_t = DatapathChoice::Auto)]
     datapath: DatapathChoice,
+    /// node_exporter's textfile directory, for rbond-BOND.prom [default: Debian's
+    /// /var/lib/prometheus/node-exporter, where it exists].
+    #[arg(long, env = "RBOND_METRICS_DIR")]
+    metrics_dir: Option<PathBuf>,
+    /// Also serve the metrics over HTTP on [ADDRESS:]PORT (a port alone: on loopback).
+    #[arg(long, env = "RBOND_METRICS_LISTEN", value_parser = crate::monitor::http::parse_listen)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl DaemonArgs {
@@ -82,6 +89,12 @@ impl DaemonArgs {
         v.extend(["--syslog".to_string(), self.syslog.display().to_string()]);
         if let Some(d) = self.datapath.to_possible_value() {
             v.extend(["--datapath".to_string(), d.get_name().to_string()]);
+        }
+        if let Some(dir) = &self.metrics_dir {
+            v.extend(["--metrics-dir".to_string(), dir.display().to_string()]);
+        }
+        if let Some(addr) = self.metrics_listen {
+            v.extend(["--metrics-listen".to_string(), addr.to_string()]);
         }
         v
     }
@@ -113,14 +126,21 @@ enum Cmd {
         #[arg(long)]
         daemon_bin: Option<PathBuf>,
     },
-    /// Print the status report (the /proc/net/bonding layout), or JSON; every running bond
-    /// when none is named.
+    /// Print the status report (the /proc/net/bonding layout), or JSON; with no bond named,
+    /// a line for every bond on the host.
     Status {
-        /// The bond (all of them when left out).
+        /// The bond (all of them, a line each, when left out).
         bond: Option<String>,
-        /// Print the report as JSON instead.
+        /// Print the report as JSON instead (every bond's, by name, when none is named).
         #[arg(long)]
         json: bool,
+    },
+    /// A monitoring plugin's verdict on the bond: one line with performance data; exit 0 OK,
+    /// 1 WARNING (a slave not up, or not on the primary), 2 CRITICAL (no active slave), 3
+    /// UNKNOWN (no daemon answers).
+    Check {
+        /// The bond.
+        bond: String,
     },
     /// Print the bond's log lines; with --follow, keep printing new ones.
     Events {
@@ -244,6 +264,10 @@ enum Cmd {
         /// An interfaces file whose bond stanza (slaves eth0 and eth1) replaces the guide's.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Also draw the run as an SVG timeline: packets delivered and lost, steps, outages,
+        /// log lines.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
 }
 
@@ -263,9 +287,21 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let launcher = Launcher { bin: self_exe(), run_dir: cli.run_dir.clone(), bpffs: cli.bpffs.clone() };
     match cli.cmd {
         Cmd::Daemon { args } => {
-            let DaemonArgs { bond, slaves, opts, foreground, syslog, datapath } = args;
+            let DaemonArgs { bond, slaves, opts, foreground, syslog, datapath, metrics_dir, metrics_listen } = args;
             let (run_dir, bpffs) = (cli.run_dir, cli.bpffs);
-            let cfg = Config { bond, datapath, slaves, options: opts, run_dir, foreground, syslog, bpffs };
+            let options = opts;
+            let cfg = Config {
+                bond,
+                datapath,
+                slaves,
+                options,
+                run_dir,
+                foreground,
+                syslog,
+                bpffs,
+                metrics_dir,
+                metrics_listen,
+            };
             Daemon::start(cfg)?.run()?;
         }
         Cmd::Supervise { args, watchdog, min_uptime, max_failed_starts, daemon_bin } => {
@@ -286,6 +322,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             return supervise::run(o);
         }
         Cmd::Status { bond, json } => status(dir, bond, json)?,
+        Cmd::Check { bond } => {
+            let (verdict, line) = crate::monitor::check::verdict(&bond, Client::new(dir, &bond).status());
+            println!("{line}");
+            return Ok(verdict as u8);
+        }
         Cmd::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -341,26 +382,32 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("{} {}", if remove { "removed" } else { "installed" }, p.display());
             }
         }
-        Cmd::Drill { pps, json, config } => {
-            return Ok(crate::lab::drill::run(crate::lab::drill::DrillOptions { pps, json, bin: self_exe(), config }));
+        Cmd::Drill { pps, json, config, svg } => {
+            let o = crate::lab::drill::DrillOptions { pps, json, bin: self_exe(), config, svg };
+            return Ok(crate::lab::drill::run(o));
         }
     }
     Ok(0)
 }
 
-/// The report of one bond, or of every bond running, one after the other.
+/// The report of one bond, or a line for every bond (JSON: every report, by name).
 fn status(dir: &Path, bond: Option<String>, json: bool) -> anyhow::Result<()> {
-    let bonds = match bond {
-        Some(b) => vec![b],
-        None => launch::bonds(dir),
-    };
-    for (i, bond) in bonds.iter().enumerate() {
-        let s = Client::new(dir, bond).status()?;
-        if json {
-            println!("{}", serde_json::to_string_pretty(&s.report)?);
-        } else {
-            print!("{}{}", if i > 0 { "\n" } else { "" }, s.text);
+    if let Some(bond) = bond {
+        let s = Client::new(dir, &bond).status()?;
+        match json {
+            true => println!("{}", serde_json::to_string_pretty(&s.report)?),
+            false => print!("{}", s.text),
         }
+        return Ok(());
+    }
+    let rows: Vec<(String, anyhow::Result<crate::control::Status>)> =
+        launch::bonds(dir).into_iter().map(|b| (b.clone(), Client::new(dir, &b).status())).collect();
+    if json {
+        let reports: std::collections::BTreeMap<&str, &rbond_core::Report> =
+            rows.iter().filter_map(|(b, s)| Some((b.as_str(), &s.as_ref().ok()?.report))).collect();
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print!("{}", crate::monitor::summary::table(&rows));
     }
     Ok(())
 }

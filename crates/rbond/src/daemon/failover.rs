@@ -15,20 +15,24 @@ use crate::net::link::Change;
 
 impl Daemon {
     /// Carries out every action the engine has decided, then records the bond's new state
-    /// and hands new log lines to the control socket's followers. The state file is written
-    /// after the switch, which never waits for a disk: a daemon killed in between is followed
-    /// by one that re-reads the links and reaches the same decision.
+    /// (state file, monitoring files) and hands new log lines to the control socket's
+    /// followers. The files are written after the switch, which never waits for a disk: a
+    /// daemon killed in between is followed by one that re-reads the links and reaches the
+    /// same decision.
     pub(super) fn apply_actions(&mut self) {
-        let mut changed = false;
+        let (mut changed, mut counted) = (false, false);
         while let Some(action) = self.engine.poll_action() {
             changed |= !matches!(action, Action::SendArpProbe { .. });
+            counted = true;
             for problem in self.apply(action) {
                 let line = format!("{}: {problem}", self.name);
                 self.note(Level::Warning, line);
             }
         }
-        if changed && let Err(e) = self.save_state(None) {
-            self.note(Level::Warning, format!("{}: {e:#}", self.name));
+        if changed {
+            self.record();
+        } else if counted && self.publisher.counts_due() {
+            self.publish();
         }
         for line in self.log.take_pending() {
             let mut bytes = serde_json::to_vec(&line).unwrap_or_default();

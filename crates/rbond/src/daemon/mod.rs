@@ -22,6 +22,7 @@ use crate::control::socket_path;
 use crate::datapath::bond_device::BondDevice;
 use crate::datapath::{self, Datapath, Kind};
 use crate::keep::{Kept, Pins};
+use crate::monitor::publish::Publisher;
 use crate::net::{Netdev, System, ctx};
 
 pub mod adopt;
@@ -81,6 +82,10 @@ pub struct Config {
     pub syslog: PathBuf,
     /// The bpffs where BPF objects are pinned, so that forwarding outlives the process.
     pub bpffs: PathBuf,
+    /// node_exporter's textfile directory (by default its Debian one, where that exists).
+    pub metrics_dir: Option<PathBuf>,
+    /// Where to serve the metrics over HTTP, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Whether and why the daemon is to stop, and its restarts in place.
@@ -98,6 +103,8 @@ struct Life {
     started: bool,
     /// When the supervisor next expects to hear that we are alive.
     next_ping: Option<Instant>,
+    /// What could not be published last time (said once, until it changes).
+    publish_problems: Vec<String>,
 }
 
 pub struct Daemon {
@@ -113,6 +120,7 @@ pub struct Daemon {
     log: Logger,
     state: StateFile,
     notify: Notifier,
+    publisher: Publisher,
     life: Life,
 }
 
@@ -154,6 +162,14 @@ impl Daemon {
             Some(left) => Daemon::adopt(&cfg, left, kept, net, log, state)?,
             None => Daemon::fresh(&cfg, kept, net, log, state)?,
         };
+        // A port taken is no reason to take a bond down: it runs on, and says so.
+        if let Some(addr) = cfg.metrics_listen {
+            match d.publisher.serve(addr) {
+                Ok(at) => d.note(Level::Info, format!("{}: metrics on http://{at}/metrics", cfg.bond)),
+                Err(e) => d.note(Level::Warning, format!("{}: cannot serve metrics: {e}", cfg.bond)),
+            }
+        }
+        d.record();
         d.ready();
         Ok(d)
     }
@@ -233,6 +249,7 @@ impl Daemon {
             log,
             state: StateFile::new(&cfg.run_dir, &cfg.bond),
             notify: Notifier::from_env(),
+            publisher: Publisher::new(&cfg.bond, &cfg.run_dir, cfg.metrics_dir.as_deref()),
             life: Life::default(),
         })
     }
@@ -272,6 +289,26 @@ impl Daemon {
         self.state.save(&self.snapshot(pending))
     }
 
+    /// The bond changed: the state file for a successor, the monitoring files for everyone.
+    fn record(&mut self) {
+        if let Err(e) = self.save_state(None) {
+            self.note(Level::Warning, format!("{}: {e:#}", self.name));
+        }
+        self.publish();
+    }
+
+    /// Rewrites the monitoring files; what cannot be written is said once, until it changes.
+    fn publish(&mut self) {
+        let status = self.status();
+        let problems = self.publisher.publish(&status);
+        if problems != self.life.publish_problems {
+            for p in &problems {
+                self.note(Level::Warning, format!("{}: monitoring file: {p}", self.name));
+            }
+            self.life.publish_problems = problems;
+        }
+    }
+
     /// Runs until asked to stop, then restores every slave and removes bond0.
     pub fn run(mut self) -> anyhow::Result<()> {
         while self.life.stop.is_none() {
@@ -300,6 +337,7 @@ impl Daemon {
             members::put_back(self.net.as_mut(), &mut self.log, &m.saved);
         }
         self.datapath.remove();
+        self.publisher.withdraw();
         self.notify.stopping();
         let _ = self.net.delete_link(self.index);
         self.state.remove();

@@ -45,7 +45,7 @@ impl Daemon {
             },
             Request::Set { option, value } => {
                 self.engine.set_option(now, &option, &value)?;
-                self.save_state(None)?;
+                self.record();
                 Reply::Done
             }
             Request::Enslave { slave } => {

@@ -32,6 +32,8 @@ fn config(opts: &[&str]) -> Config {
         foreground: false,
         syslog: run_dir.join("no-syslog"),
         bpffs: run_dir.join("no-bpffs"),
+        metrics_dir: Some(run_dir.join("metrics")),
+        metrics_listen: None,
     }
 }
 

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use rbond_core::{Delay, OptionName};
 
+use super::chart::{self, Span};
 use super::probe::{Record, Window};
 use crate::config::bond::{BondConfig, bond_config, bonds};
 use crate::config::examples::GUIDE;
@@ -33,6 +34,8 @@ pub struct DrillOptions {
     pub bin: PathBuf,
     /// An interfaces file with the bond stanza to drill instead of the guide's.
     pub config: Option<PathBuf>,
+    /// Where to draw the run as an SVG timeline.
+    pub svg: Option<PathBuf>,
 }
 
 /// The bond to drill, from an interfaces file: its slaves must be the drill host's eth0 and
@@ -383,6 +386,8 @@ struct Timed {
     result: StepResult,
     from: Duration,
     to: Duration,
+    /// The step's log lines with their wall-clock times (ms since the epoch).
+    marks: Vec<(u64, String)>,
 }
 
 fn drive(
@@ -395,6 +400,7 @@ fn drive(
 ) -> anyhow::Result<DrillReport> {
     let _echo = lab.echo()?;
     let probe = lab.probe(opts.pps);
+    let probe_started_ms = now_ms();
     pause(Duration::from_millis(500))?;
     let userspace = lab.status()?.datapath.starts_with("userspace");
     let x = Expect { kill_outage: if userspace { 1000 } else { IMMEDIATE_MS }, ..x.clone() };
@@ -411,14 +417,23 @@ fn drive(
     }
     pause(Duration::from_millis(300))?;
     let record = probe.finish()?;
+    let since_start = |ms: u64| Duration::from_millis(ms.saturating_sub(probe_started_ms));
+    let spans: Vec<Span> = timed.iter().map(|t| Span { from: t.from, to: t.to }).collect();
+    let marks: Vec<(Duration, String)> =
+        timed.iter().flat_map(|t| t.marks.iter().map(|(ms, l)| (since_start(*ms), l.clone()))).collect();
     let steps: Vec<StepResult> = timed.into_iter().map(|t| judge(t, &record)).collect();
-    Ok(DrillReport {
+    let report = DrillReport {
         options: pairs.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         pps: opts.pps,
         passed: steps.iter().all(|s| s.passed),
         steps,
         log,
-    })
+    };
+    if let Some(path) = &opts.svg {
+        std::fs::write(path, chart::svg(&report, &record, &spans, &marks))
+            .with_context(|| format!("{}", path.display()))?;
+    }
+    Ok(report)
 }
 
 fn now_ms() -> u64 {
@@ -436,7 +451,8 @@ fn run_step(lab: &Lab, plan: &Plan, x: &Expect, from: Duration, progress: &Progr
     progress.waiting(&format!("{}: letting the delays run out", plan.name));
     pause(x.settle())?;
     progress.done_waiting();
-    let log: Vec<String> = lab.timed_log()?.into_iter().filter(|(t, _)| *t >= since).map(|(_, l)| l).collect();
+    let marks: Vec<(u64, String)> = lab.timed_log()?.into_iter().filter(|(t, _)| *t >= since).collect();
+    let log: Vec<String> = marks.iter().map(|(_, l)| l.clone()).collect();
     let active_after = active(lab);
     if problem.is_none() && active_after.as_deref() != Some(plan.expected_active.as_str()) {
         problem = Some(format!("active slave is {:?}, expected {}", active_after, plan.expected_active));
@@ -458,7 +474,7 @@ fn run_step(lab: &Lab, plan: &Plan, x: &Expect, from: Duration, progress: &Progr
         problem,
         log,
     };
-    Ok(Timed { result, from, to: Duration::ZERO })
+    Ok(Timed { result, from, to: Duration::ZERO, marks })
 }
 
 fn judge(t: Timed, record: &Record) -> StepResult {

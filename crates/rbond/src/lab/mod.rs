@@ -2,6 +2,7 @@
 //! unique names, removed when the value is dropped. Traffic stays inside them (see probe.rs
 //! for what runs through them).
 
+pub mod chart;
 pub mod drill;
 pub mod probe;
 
