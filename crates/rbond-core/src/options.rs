@@ -82,6 +82,8 @@ const COUNT_255: &[Val] = &[val("off", 0, 0), val("maxval", 255, Val::MAX), val(
 const MISSED_MAX: &[Val] = &[val("minval", 1, Val::MIN), val("maxval", 255, Val::MAX), val("default", 2, Val::DEFAULT)];
 const ON_BY_DEFAULT: &[Val] = &[val("off", 0, 0), val("on", 1, Val::DEFAULT)];
 const OFF_BY_DEFAULT: &[Val] = &[val("off", 0, Val::DEFAULT), val("on", 1, 0)];
+const RATE: &[Val] =
+    &[val("minval", 1, Val::MIN), val("maxval", 1_000_000, Val::MAX), val("default", 10_000, Val::DEFAULT)];
 
 /// An option whose value is one entry of a fixed table of names and numbers.
 pub trait Choice: Copy + PartialEq + 'static {
@@ -206,6 +208,8 @@ pub enum OptionName {
     ResendIgmp,
     AllSlavesActive,
     MinLinks,
+    MacAnnounce,
+    MacAnnounceRate,
 }
 
 /// What an option's value is.
@@ -351,6 +355,10 @@ pub const OPTIONS: &[OptionInfo] = &[
         "the preferred slave"),
     OptionInfo::new(O::PrimaryReselect, "primary_reselect", "bond-primary-reselect", Values::Table(PrimaryReselect::VALUES),
         "when the primary takes back over: always, if better, or only on failure"),
+    OptionInfo::new(O::MacAnnounce, "mac_announce", "bond-mac-announce", Values::Table(COUNT_255),
+        "rbond's own: learning frames sent for each MAC behind the bond (bridge, macvlan) after a failover").rbond_reads().silent(),
+    OptionInfo::new(O::MacAnnounceRate, "mac_announce_rate", "bond-mac-announce-rate", Values::Table(RATE),
+        "rbond's own: learning frames per second at most, so thousands of MACs do not burst").rbond_reads().silent(),
 ];
 
 impl OptionName {
@@ -484,6 +492,14 @@ pub struct Options {
     pub(crate) resend_igmp: u8,
     pub(crate) all_slaves_active: bool,
     pub(crate) min_links: u32,
+    #[serde(default = "one")]
+    pub(crate) mac_announce: u8,
+    #[serde(default = "default_rate")]
+    pub(crate) mac_announce_rate: u32,
+}
+
+fn default_rate() -> u32 {
+    10_000
 }
 
 fn one() -> u8 {
@@ -512,6 +528,8 @@ impl Default for Options {
             resend_igmp: 1,
             all_slaves_active: false,
             min_links: 0,
+            mac_announce: 1,
+            mac_announce_rate: default_rate(),
         }
     }
 }
@@ -538,6 +556,13 @@ impl Options {
     }
     pub fn all_slaves_active(&self) -> bool {
         self.all_slaves_active
+    }
+    /// Learning frames per MAC behind the bond after a failover, and how many a second.
+    pub fn mac_announce(&self) -> (u8, u32) {
+        (self.mac_announce, self.mac_announce_rate)
+    }
+    pub fn resend_igmp(&self) -> u8 {
+        self.resend_igmp
     }
 
     /// A delay in milliseconds as reports show it: ticks times the current miimon.
@@ -583,6 +608,8 @@ impl Options {
             O::ResendIgmp => self.resend_igmp.to_string(),
             O::AllSlavesActive => u8::from(self.all_slaves_active).to_string(),
             O::MinLinks => self.min_links.to_string(),
+            O::MacAnnounce => self.mac_announce.to_string(),
+            O::MacAnnounceRate => self.mac_announce_rate.to_string(),
         }
     }
 
@@ -627,6 +654,8 @@ impl Options {
             O::ResendIgmp => self.resend_igmp = number(raw)? as u8,
             O::AllSlavesActive => self.all_slaves_active = number(raw)? == 1,
             O::MinLinks => self.min_links = number(raw)?,
+            O::MacAnnounce => self.mac_announce = number(raw)? as u8,
+            O::MacAnnounceRate => self.mac_announce_rate = number(raw)?,
             _ => return Err(OptionError::Unknown(name.as_str().to_string())),
         }
         Ok(())

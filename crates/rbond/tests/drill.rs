@@ -172,3 +172,31 @@ fn the_drill_judges_another_stanza_by_its_own_settings() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stanza that puts the bond in a bridge (`bridge_ports bond0`): the drill builds the bridge
+/// with a VM behind it and judges the VM's reachability from the peer at every step too.
+#[test]
+fn the_drill_drills_a_vm_behind_a_bridge_on_the_bond() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let dir = std::env::temp_dir().join(format!("rbond-drill-br-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("interfaces");
+    std::fs::write(
+        &cfg,
+        "auto bond0\niface bond0 inet manual\n    bond-slaves eth0 eth1\n    bond-mode active-backup\n    \
+         bond-miimon 100\n    bond-primary eth0\n\n\
+         auto br0\niface br0 inet static\n    address 10.77.0.1/24\n    bridge_ports bond0\n    bridge_stp off\n",
+    )
+    .unwrap();
+    let out = Command::new(bin()).args(["drill", "--json", "--config"]).arg(&cfg).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let r: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(r["passed"], true, "{r:#}");
+    let steps = r["steps"].as_array().unwrap();
+    for s in steps {
+        let (lost, outage) = (s["vm_lost"].as_u64(), s["vm_outage_ms"].as_f64());
+        assert!(lost.is_some() && outage.unwrap() <= s["expected_outage_ms"].as_f64().unwrap(), "{s:#}");
+    }
+    assert_eq!(steps[2]["active_after"], "eth1", "ifenslave -d of the active: the VM follows to eth1");
+}

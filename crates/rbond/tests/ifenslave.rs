@@ -66,7 +66,13 @@ fn the_guides_ifenslave_sequence_and_its_refusals() {
     wait(&net, "eth1 down", |n| {
         n.status().unwrap().report.slaves.iter().any(|s| s.name == "eth1" && s.mii_status == "down")
     });
-    refused(&net, &["-c", "bond0", "eth1"], 1, "Master 'bond0', Slave 'eth1': Error: Change active failed\n");
+    refused(
+        &net,
+        &["-c", "bond0", "eth1"],
+        1,
+        "Master 'bond0', Slave 'eth1': Error: Change active failed\n  \
+         (bond0: Could not set eth1 as active slave; either eth1 is down or the link is down)\n",
+    );
     // A master that is down refuses changes.
     netns::ip(&["-n", &net.host(), "link", "set", "bond0", "down"]);
     refused(

@@ -126,3 +126,43 @@ fn give_a_chance_lends_the_primary_and_takes_it_back() {
     );
     ifupdown(&net, "ifdown", &file, &state, &["bond0", "eth0", "eth1"]);
 }
+
+/// Debian's bridge-utils stanza over the bond, through the real ifup and ifdown: `bridge_ports
+/// bond0` with the host's address on br0, `mtu 9000` on the bond's stanza (bond0, both slaves
+/// and the bridge at 9000), traffic through the bridge; `ifdown br0` leaves the bond running,
+/// `ifdown bond0` restores the slaves.
+#[test]
+fn a_bridge_over_the_bond_through_ifup() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let net = lab(Wiring::OneSwitch);
+    if !Path::new("/lib/bridge-utils/ifupdown.sh").exists() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: bridge-utils is missing");
+        return eprintln!("skipped: bridge-utils is not installed (scripts/test installs it)");
+    }
+    let Some(_hooks) = Hooks::install(&net.run_dir) else { return };
+    let (sw, peer) = (net.switch_of("eth0"), net.peer());
+    for (ns, dev) in [(&sw, "h0"), (&sw, "h1"), (&sw, "p0"), (&peer, "eth0")] {
+        netns::ip(&["-n", ns, "link", "set", dev, "mtu", "9000"]);
+    }
+    let before = slaves_state(&net);
+    let text = "auto bond0\niface bond0 inet manual\n    bond-slaves eth0 eth1\n    bond-mode active-backup\n    \
+                bond-miimon 100\n    bond-primary eth0\n    mtu 9000\n\n\
+                auto br0\niface br0 inet static\n    address 10.77.0.1/24\n    bridge_ports bond0\n    \
+                bridge_stp off\n    bridge_fd 0\n";
+    let (file, state) = write(&net, text);
+    ifupdown(&net, "ifup", &file, &state, &["bond0", "br0"]);
+    assert_eq!(net.addrs("br0"), ["10.77.0.1/24"]);
+    settled(&net);
+    assert_eq!(["bond0", "eth0", "eth1", "br0"].map(|n| net.link(n).unwrap().2), [9000; 4]);
+    let p = probe(&net, 500, Duration::from_millis(800), Duration::from_millis(200), || {
+        net.cable_of("eth0", false).unwrap();
+    });
+    assert!(p.lost <= 1 && p.duplicated == 0, "through br0 and a failover: {p:?}");
+    net.cable_of("eth0", true).unwrap();
+    ifupdown(&net, "ifdown", &file, &state, &["br0"]);
+    assert!(net.link("br0").is_none(), "the bridge is gone");
+    assert_eq!(get(&net, "slaves"), "eth0 eth1", "the bond runs on without its bridge");
+    ifupdown(&net, "ifdown", &file, &state, &["bond0"]);
+    assert!(net.link("bond0").is_none());
+    assert_eq!(slaves_state(&net), before, "MAC, MTU and state as before");
+}

@@ -75,6 +75,15 @@ pub fn run(launcher: &Launcher, phase: &str, stanza: Iface) -> anyhow::Result<()
     let master = stanza.value("bond-master").and_then(|m| m.value.split_whitespace().next().map(str::to_string));
     let primary = stanza.value("bond-primary").map(|p| p.value.clone());
     let chance = stanza.value("bond-give-a-chance").map(|c| c.value.clone());
+    let prio = match stanza.value("bond-prio") {
+        Some(p) => Some(
+            p.value
+                .trim()
+                .parse::<i32>()
+                .map_err(|_| anyhow::anyhow!("{}: bond-prio {}: not a number", p.place, p.value.trim()))?,
+        ),
+        None => None,
+    };
     let is_bond = stanza.value("bond-slaves").is_some() || stanza.value("slaves").is_some();
     let name = stanza.name.clone();
     let ifs = Interfaces { ifaces: vec![stanza], ..Interfaces::default() };
@@ -90,7 +99,10 @@ pub fn run(launcher: &Launcher, phase: &str, stanza: Iface) -> anyhow::Result<()
                 set_up(&bond)?;
             }
             if !client.slaves()?.contains(&name) {
-                client.done(&Request::Enslave { slave: name })?;
+                client.done(&Request::Enslave { slave: name.clone() })?;
+            }
+            if let Some(prio) = prio {
+                client.done(&Request::SetPrio { slave: name, prio })?;
             }
             apply_primary(&client, primary.as_deref())
         }

@@ -213,10 +213,9 @@ fn one_slave(a: &Args, client: &Client, master: &str, slave: &str, err: &mut dyn
     match client.done(&request) {
         Ok(_) => None,
         Err(e) => {
+            // ifenslave's line, then why (what the kernel would have put in its log).
             let _ = writeln!(err, "Master '{master}', Slave '{slave}': Error: {failed}");
-            if a.verbose {
-                let _ = writeln!(err, "  ({e})");
-            }
+            let _ = writeln!(err, "  ({e})");
             Some(1)
         }
     }

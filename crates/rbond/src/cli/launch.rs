@@ -42,6 +42,9 @@ fn daemon_args(cfg: &BondConfig) -> Vec<String> {
     if let Some(d) = &cfg.datapath {
         args.extend(["--datapath".to_string(), d.clone()]);
     }
+    if let Some(mtu) = cfg.mtu {
+        args.extend(["--mtu".to_string(), mtu.to_string()]);
+    }
     args
 }
 
@@ -77,6 +80,9 @@ impl Launcher {
         let holds = || Ok(client.slaves().is_ok_and(|have| cfg.slaves.iter().all(|s| have.contains(s))));
         if !wait::until(Duration::from_secs(10), Duration::from_millis(20), holds)? {
             bail!("{}: the daemon did not finish enslaving within 10 s", cfg.name);
+        }
+        for (slave, prio) in &cfg.prios {
+            client.done(&Request::SetPrio { slave: slave.clone(), prio: *prio })?;
         }
         Ok(())
     }

@@ -67,6 +67,10 @@ struct DaemonArgs {
     /// /var/lib/prometheus/node-exporter, where it exists].
     #[arg(long, env = "RBOND_METRICS_DIR")]
     metrics_dir: Option<PathBuf>,
+    /// bond0's MTU, given to every slave (a new bond only; a running one follows
+    /// `ip link set bond0 mtu N`).
+    #[arg(long)]
+    mtu: Option<u32>,
     /// Also serve the metrics over HTTP on [ADDRESS:]PORT (a port alone: on loopback).
     #[arg(long, env = "RBOND_METRICS_LISTEN", value_parser = crate::monitor::http::parse_listen)]
     metrics_listen: Option<std::net::SocketAddr>,
@@ -89,6 +93,9 @@ impl DaemonArgs {
         v.extend(["--syslog".to_string(), self.syslog.display().to_string()]);
         if let Some(d) = self.datapath.to_possible_value() {
             v.extend(["--datapath".to_string(), d.get_name().to_string()]);
+        }
+        if let Some(mtu) = self.mtu {
+            v.extend(["--mtu".to_string(), mtu.to_string()]);
         }
         if let Some(dir) = &self.metrics_dir {
             v.extend(["--metrics-dir".to_string(), dir.display().to_string()]);
@@ -170,6 +177,17 @@ enum Cmd {
         bond: String,
         /// The slave to make active; its link must be up.
         slave: String,
+    },
+    /// Set a slave's priority (iproute2's `ip link set SLAVE type bond_slave prio N`): with no
+    /// primary, the slave with the highest prio is preferred.
+    SetPrio {
+        /// The bond.
+        bond: String,
+        /// The slave.
+        slave: String,
+        /// Its priority (default 0; higher is preferred; negative allowed).
+        #[arg(allow_negative_numbers = true)]
+        prio: i32,
     },
     /// Print an option or state value as its sysfs file reads (e.g. `mode`).
     Get {
@@ -287,7 +305,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let launcher = Launcher { bin: self_exe(), run_dir: cli.run_dir.clone(), bpffs: cli.bpffs.clone() };
     match cli.cmd {
         Cmd::Daemon { args } => {
-            let DaemonArgs { bond, slaves, opts, foreground, syslog, datapath, metrics_dir, metrics_listen } = args;
+            let DaemonArgs { bond, slaves, opts, foreground, syslog, datapath, mtu, metrics_dir, metrics_listen } =
+                args;
             let (run_dir, bpffs) = (cli.run_dir, cli.bpffs);
             let options = opts;
             let cfg = Config {
@@ -299,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 foreground,
                 syslog,
                 bpffs,
+                mtu,
                 metrics_dir,
                 metrics_listen,
             };
@@ -357,6 +377,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Cmd::SetActive { bond, slave } => Client::new(dir, &bond).done(&Request::SetActive { slave })?,
+        Cmd::SetPrio { bond, slave, prio } => Client::new(dir, &bond).done(&Request::SetPrio { slave, prio })?,
         Cmd::Get { bond, option } => println!("{}", Client::new(dir, &bond).get(&option)?),
         Cmd::Set { bond, option, value } => Client::new(dir, &bond).done(&Request::Set { option, value })?,
         Cmd::Up { bond, file } => {

@@ -10,7 +10,7 @@ use crate::daemon::DatapathChoice;
 
 /// `bond-*` options that are not bond options but say how the bond is built.
 pub const STRUCTURAL: &[&str] =
-    &["bond-slaves", "bond-master", "bond-active-slave", "bond-give-a-chance", "bond-datapath"];
+    &["bond-slaves", "bond-master", "bond-active-slave", "bond-give-a-chance", "bond-datapath", "bond-prio"];
 
 /// Options Debian knows that do nothing in active-backup.
 pub const OTHER_MODES: &[&str] =
@@ -27,6 +27,10 @@ pub struct BondConfig {
     pub active_slave: Option<String>,
     /// `bond-datapath` (rbond's own): `auto`, `kernel` or `userspace`.
     pub datapath: Option<String>,
+    /// `mtu` on the bond's stanza: bond0's, and so every slave's.
+    pub mtu: Option<u32>,
+    /// `bond-prio` (rbond's own spelling of iproute2's `prio`) on slave stanzas, in order.
+    pub prios: Vec<(String, i32)>,
     /// The stanza that speaks for the bond.
     pub place: Place,
 }
@@ -116,7 +120,36 @@ pub fn bond_config(ifs: &Interfaces, bond: &str) -> Result<BondConfig, ParseErro
         },
         None => None,
     };
-    Ok(BondConfig { name: bond.to_string(), slaves, options, active_slave, datapath, place: speaker.place.clone() })
+    let mtu = match masters.iter().find_map(|m| m.value("mtu")) {
+        Some(m) => Some(
+            m.value
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| err(&m.place, format!("mtu {}: not a number", m.value.trim())))?,
+        ),
+        None => None,
+    };
+    let mut prios = Vec::new();
+    for s in &slaves {
+        if let Some(p) = ifs.iface(s).iter().find_map(|i| i.value("bond-prio")) {
+            let prio = p
+                .value
+                .trim()
+                .parse::<i32>()
+                .map_err(|_| err(&p.place, format!("bond-prio {}: not a number", p.value.trim())))?;
+            prios.push((s.clone(), prio));
+        }
+    }
+    Ok(BondConfig {
+        name: bond.to_string(),
+        slaves,
+        options,
+        active_slave,
+        datapath,
+        mtu,
+        prios,
+        place: speaker.place.clone(),
+    })
 }
 
 /// Every bond the file configures, in file order.

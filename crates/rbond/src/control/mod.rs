@@ -40,6 +40,12 @@ pub enum Request {
     SetActive {
         slave: String,
     },
+    /// A slave's priority (`ip link set eth1 type bond_slave prio N`): with no primary, the
+    /// highest prio is preferred.
+    SetPrio {
+        slave: String,
+        prio: i32,
+    },
     /// The log history; with `follow`, then every new line as it is written.
     Events {
         follow: bool,

@@ -164,7 +164,12 @@ impl Daemon {
     fn timeout(&self) -> Duration {
         let now = now();
         let polling = self.members.iter().any(|m| m.poll_link);
-        let next = [self.engine.poll_timeout(), Some(self.io.next_link_poll).filter(|_| polling), self.life.next_ping];
+        let next = [
+            self.engine.poll_timeout(),
+            Some(self.io.next_link_poll).filter(|_| polling),
+            self.life.next_ping,
+            self.announcer.next,
+        ];
         let Some(at) = next.into_iter().flatten().min() else { return Duration::from_secs(1) };
         // Rounded up to whole milliseconds: a deadline less than one away must not become a
         // zero wait, which would spin until it arrives.
@@ -233,6 +238,7 @@ impl Daemon {
         }
         let cmd = if ev.link.up { Command::Up } else { Command::Down };
         let _ = self.engine.handle(now(), Input::Command(cmd));
+        self.bond_changed(ev.link.clone());
     }
 
     fn timers(&mut self) {
@@ -247,6 +253,7 @@ impl Daemon {
             self.io.next_link_poll = now + Duration::from_millis(every);
         }
         self.engine.handle_timeout(now);
+        self.announce_due(now);
         if let Some(at) = self.life.next_ping.filter(|at| *at <= now) {
             self.notify.watchdog();
             self.life.next_ping = self.notify.watchdog_every.map(|every| at.max(now) + every);

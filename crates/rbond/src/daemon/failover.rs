@@ -56,12 +56,15 @@ impl Daemon {
                     format!("{}: receive all multicast", self.slave_name(slave)),
                     self.datapath.membership(slave.0, Membership::AllMulti, true),
                 );
+                check(format!("{}: promiscuous mode", self.slave_name(slave)), self.promisc_follows(slave, true));
+                self.announce_behind(slave);
             }
             Action::Deactivate { slave } => {
                 if self.engine.active().is_none() {
                     check(format!("{}: deactivate", self.slave_name(slave)), self.datapath.set_active(None));
                 }
                 let _ = self.datapath.membership(slave.0, Membership::AllMulti, false);
+                let _ = self.promisc_follows(slave, false);
             }
             Action::SetMac { target: MacTarget::Bond, mac } => {
                 check(format!("{}: set MAC", self.name), self.net.set_link(self.index, Change::Mac(mac)))
@@ -78,13 +81,13 @@ impl Daemon {
                 }
             }
             Action::NotifyPeers { slave } => problems.extend(self.notify_peers(slave)),
-            Action::ResendIgmp { .. } => {}
+            Action::ResendIgmp { slave } => problems.extend(self.resend_memberships(slave)),
             Action::Log(e) => self.log.event(e),
         }
         problems
     }
 
-    fn slave_name(&self, id: SlaveId) -> String {
+    pub(super) fn slave_name(&self, id: SlaveId) -> String {
         self.member(id).map_or_else(|| format!("slave {}", id.0), |m| m.name.clone())
     }
 

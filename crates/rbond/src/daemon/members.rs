@@ -60,6 +60,7 @@ impl Daemon {
         if name == self.name {
             bail!("cannot enslave {name} to itself");
         }
+        self.check_free(name)?;
         let saved = SavedSlave::capture(self.net.as_mut(), name)?;
         self.save_state(Some(&saved))?;
         match self.take_over(name, &saved) {
@@ -76,6 +77,19 @@ impl Daemon {
                 Err(e)
             }
         }
+    }
+
+    /// A slave belongs to one master: not to a bridge or kernel bond, not to another of ours.
+    fn check_free(&mut self, name: &str) -> anyhow::Result<()> {
+        let link = ctx(self.net.link_named(name), "no such interface", name)?;
+        if let Some(master) = link.master {
+            let owner = self.net.link(master).map_or_else(|_| format!("interface {master}"), |l| l.name);
+            bail!("{name} is already enslaved to {owner}");
+        }
+        if let Some(bond) = self.state.owner_of(link.index) {
+            bail!("{name} is already a slave of {bond}");
+        }
+        Ok(())
     }
 
     fn take_over(&mut self, name: &str, saved: &SavedSlave) -> anyhow::Result<Member> {

@@ -23,6 +23,7 @@ use crate::datapath::bond_device::BondDevice;
 use crate::datapath::{self, Datapath, Kind};
 use crate::keep::{Kept, Pins};
 use crate::monitor::publish::Publisher;
+use crate::net::link::Change;
 use crate::net::{Netdev, System, ctx};
 
 pub mod adopt;
@@ -34,6 +35,7 @@ mod members;
 pub mod notify;
 mod requests;
 pub mod state;
+mod upper;
 
 #[cfg(test)]
 mod tests;
@@ -82,6 +84,8 @@ pub struct Config {
     pub syslog: PathBuf,
     /// The bpffs where BPF objects are pinned, so that forwarding outlives the process.
     pub bpffs: PathBuf,
+    /// bond0's MTU for a new bond.
+    pub mtu: Option<u32>,
     /// node_exporter's textfile directory (by default its Debian one, where that exists).
     pub metrics_dir: Option<PathBuf>,
     /// Where to serve the metrics over HTTP, if anywhere.
@@ -111,6 +115,9 @@ pub struct Daemon {
     name: String,
     /// bond0's interface index.
     index: u32,
+    /// bond0 as the kernel last reported it (MTU, promiscuity, bridge).
+    bond: crate::net::link::Link,
+    announcer: upper::Announcer,
     engine: Bond,
     members: Vec<Member>,
     datapath: Box<dyn Datapath>,
@@ -191,6 +198,9 @@ impl Daemon {
         let io = Io::open(control)?;
         let dev = ctx(BondDevice::create(&cfg.bond), "create TAP", &cfg.bond)?;
         let index = ctx(net.link_named(&cfg.bond), "lookup", &cfg.bond)?.index;
+        if let Some(mtu) = cfg.mtu {
+            ctx(net.set_link(index, Change::Mtu(mtu)), &format!("set MTU {mtu}"), &cfg.bond)?;
+        }
         let persist = dev.try_clone()?;
         let (datapath, why) = choose_datapath(cfg.datapath, &engine, dev, index, kept)?;
         let mut d = Daemon::assemble(cfg, engine, datapath, net, io, log, index)?;
@@ -237,9 +247,13 @@ impl Daemon {
         index: u32,
     ) -> anyhow::Result<Daemon> {
         let poller = Poller::open()?;
+        let mut net = net;
+        let bond = net.link(index).unwrap_or_default();
         Ok(Daemon {
             name: cfg.bond.clone(),
             index,
+            bond,
+            announcer: upper::Announcer::default(),
             engine,
             members: Vec::new(),
             datapath,

@@ -60,6 +60,11 @@ impl Daemon {
                 self.engine.handle(now, Input::Command(Command::ChangeActive(slave)))?;
                 Reply::Done
             }
+            Request::SetPrio { slave, prio } => {
+                self.engine.handle(now, Input::Command(Command::SetPrio { slave, prio }))?;
+                self.record();
+                Reply::Done
+            }
             Request::Events { .. } => Reply::Events { lines: self.log.history().cloned().collect() },
             Request::Restart => {
                 self.life.restart = true;

@@ -173,6 +173,20 @@ impl StateFile {
         Ok(())
     }
 
+    /// The other bond of ours (by its state file beside this one) that has `ifindex` as a
+    /// slave, or is enslaving it.
+    pub(super) fn owner_of(&self, ifindex: u32) -> Option<String> {
+        let dir = self.path.parent()?;
+        let ours = self.path.file_name()?;
+        let files = fs::read_dir(dir).ok()?.flatten().map(|e| e.path());
+        let others = files.filter(|p| p.extension().is_some_and(|x| x == "state") && p.file_name() != Some(ours));
+        others.into_iter().find_map(|p| {
+            let state: State = serde_json::from_slice(&fs::read(&p).ok()?).ok()?;
+            state.saved().any(|s| s.ifindex == ifindex).then_some(())?;
+            Some(p.file_stem()?.to_string_lossy().to_string())
+        })
+    }
+
     /// The lock's descriptor, to hand to a successor.
     pub fn lock_fd(&self) -> Option<BorrowedFd<'_>> {
         self.lock.as_ref().map(|l| l.as_fd())

@@ -32,6 +32,7 @@ fn config(opts: &[&str]) -> Config {
         foreground: false,
         syslog: run_dir.join("no-syslog"),
         bpffs: run_dir.join("no-bpffs"),
+        mtu: None,
         metrics_dir: Some(run_dir.join("metrics")),
         metrics_listen: None,
     }
@@ -288,4 +289,121 @@ fn adoption_puts_back_a_slave_caught_half_enslaved() {
     next.carry_on(left, &[]).unwrap();
     assert!(lines(&next).contains(&"bond0: putting eth1 back: it was being enslaved".to_string()));
     assert!(parts(&mut next).1.changes.contains(&"eth1 mtu 1500".to_string()));
+}
+
+/// bond0's new MTU goes to every slave; a slave that refuses it puts everything back (the
+/// slaves changed before it, and bond0), with a line naming it.
+#[test]
+fn the_bonds_mtu_follows_to_every_slave_or_nowhere() {
+    let mut d = daemon(&["miimon=100"], FakeDatapath::default(), host());
+    let mut bond0 = parts(&mut d).1.links[&BOND].clone();
+    bond0.mtu = 9000;
+    d.bond_changed(bond0.clone());
+    let net = parts(&mut d).1;
+    assert_eq!((net.links[&ETH0].mtu, net.links[&ETH1].mtu), (9000, 9000));
+    net.failing.push("eth1 mtu".into());
+    bond0.mtu = 9200;
+    net.links.get_mut(&BOND).unwrap().mtu = 9200;
+    d.bond_changed(bond0);
+    let net = parts(&mut d).1;
+    assert_eq!((net.links[&BOND].mtu, net.links[&ETH0].mtu, net.links[&ETH1].mtu), (9000, 9000, 9000));
+    let want =
+        "bond0: eth1 refused MTU 9200 (Device or resource busy (os error 16)); bond0 and its slaves stay at 9000";
+    assert!(warnings(&d).iter().any(|w| w == want), "{:?}", warnings(&d));
+}
+
+/// bond0 made promiscuous (a bridge port, a macvlan) makes the active slave so, and the mode
+/// moves with the active role on a failover.
+#[test]
+fn promiscuity_follows_the_active_slave() {
+    use crate::datapath::Membership::Promisc;
+    let mut d = daemon(&["miimon=100"], FakeDatapath::default(), host());
+    let mut bond0 = parts(&mut d).1.links[&BOND].clone();
+    bond0.promiscuity = 1;
+    d.bond_changed(bond0);
+    assert_eq!(parts(&mut d).0.memberships.last(), Some(&(ETH0, Promisc, true)));
+    d.carrier_seen(rbond_core::SlaveId(ETH0), false);
+    d.apply_actions();
+    let promisc: Vec<_> = parts(&mut d).0.memberships.iter().filter(|m| m.1 == Promisc).cloned().collect();
+    assert_eq!(promisc, [(ETH0, Promisc, true), (ETH0, Promisc, false), (ETH1, Promisc, true)]);
+}
+
+/// After a failover, a learning frame goes out of the new active slave for every MAC behind
+/// bond0 (the bridge's own and those it learned elsewhere, a macvlan's), paced by
+/// `mac_announce_rate`; nothing for MACs learned through bond0 itself.
+#[test]
+fn the_macs_behind_the_bond_are_announced_after_a_failover() {
+    use crate::net::behind::FdbEntry;
+    const BR: u32 = 10;
+    let mut net = host();
+    net.add(BR, "br0", mac(10));
+    net.links.get_mut(&BOND).unwrap().master = Some(BR);
+    let entry = |port, master, m, permanent| FdbEntry { port, master, mac: mac(m), vlan: None, permanent };
+    net.fdb = vec![
+        entry(BR, Some(BR), 10, true),    // the bridge's own
+        entry(11, Some(BR), 20, false),   // a VM, learned on its port
+        entry(11, Some(BR), 11, true),    // that port's own address
+        entry(BOND, Some(BR), 30, false), // a host out on the switch, learned through bond0
+        entry(BOND, None, 40, true),      // a macvlan's address on bond0's list
+        entry(BOND, None, 9, true),       // bond0's own
+    ];
+    let mut d = daemon(&["miimon=100", "mac_announce_rate=1000"], FakeDatapath::default(), net);
+    parts(&mut d).0.sent.clear();
+    d.carrier_seen(rbond_core::SlaveId(ETH0), false);
+    d.apply_actions();
+    d.announce_due(now() + std::time::Duration::from_millis(10));
+    let learned: Vec<(u32, u8)> = parts(&mut d)
+        .0
+        .sent
+        .iter()
+        .filter(|(_, f)| f[VNET + 12..VNET + 14] == [0x80, 0x35])
+        .map(|(slave, f)| (*slave, f[VNET + 11]))
+        .collect();
+    assert_eq!(learned, [(ETH1, 10), (ETH1, 20), (ETH1, 40)], "br0, the VM, the macvlan; from eth1");
+    assert!(d.announcer.next.is_none(), "all sent within 10 ms at 1,000 a second");
+}
+
+const VNET: usize = crate::net::frames::VNET_HDR_LEN;
+
+/// A slave belongs to one master: one that is a bridge's port, or another bond's slave, is
+/// refused with the owner's name.
+#[test]
+fn a_slave_of_another_master_is_refused() {
+    let mut net = host();
+    net.add(7, "eth2", mac(7));
+    net.add(8, "br0", mac(8));
+    net.links.get_mut(&7).unwrap().master = Some(8);
+    let mut d = daemon(&["miimon=100"], FakeDatapath::default(), net);
+    assert_eq!(format!("{:#}", d.enslave("eth2").unwrap_err()), "eth2 is already enslaved to br0");
+    let other = d.snapshot(None);
+    let path = config(&[]).run_dir.join("bond1.state");
+    std::fs::write(&path, serde_json::to_vec(&other).unwrap()).unwrap();
+    d.release("eth1").unwrap();
+    let refused = format!("{:#}", d.enslave("eth1").unwrap_err());
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(refused, "eth1 is already a slave of bond1");
+}
+
+/// `resend_igmp`: the new active slave reports the groups joined on bond0 (IGMPv3), from
+/// bond0's address.
+#[test]
+fn memberships_are_reported_again_from_the_new_active_slave() {
+    let mut net = host();
+    let group = std::net::Ipv4Addr::new(239, 1, 1, 1);
+    net.groups.insert("bond0".into(), (vec![std::net::Ipv4Addr::new(224, 0, 0, 1), group], Vec::new()));
+    let addr = crate::net::address::Address::new("10.0.0.1".parse().unwrap(), 24);
+    net.addrs.insert(BOND, vec![addr]);
+    let mut d = daemon(&["miimon=100"], FakeDatapath::default(), net);
+    parts(&mut d).0.sent.clear();
+    d.carrier_seen(rbond_core::SlaveId(ETH0), false);
+    d.apply_actions();
+    let reports: Vec<&(u32, Vec<u8>)> =
+        parts(&mut d).0.sent.iter().filter(|(_, f)| f[VNET..VNET + 6] == [0x01, 0x00, 0x5e, 0, 0, 0x16]).collect();
+    assert_eq!(reports.len(), 1, "one round (resend_igmp 1)");
+    let (slave, f) = reports[0];
+    let ip = &f[VNET + 14..];
+    assert_eq!(
+        (*slave, &ip[12..16], &ip[24 + 6..24 + 8], &ip[24 + 12..24 + 16]),
+        (ETH1, &[10, 0, 0, 1][..], &[0, 1][..], &group.octets()[..])
+    );
 }

@@ -69,6 +69,8 @@ struct Expect {
     /// How long a daemon's death may stop traffic: nothing on the kernel datapath (it forwards
     /// with no process), the time to start the next daemon on the userspace one.
     kill_outage: u64,
+    /// The file puts the bond in a bridge (`bridge_ports`): a VM behind it is probed too.
+    vm: bool,
 }
 
 impl Expect {
@@ -85,6 +87,7 @@ impl Expect {
             reclaims: o.sysfs(OptionName::PrimaryReselect).starts_with("always"),
             one_mac: o.sysfs(OptionName::FailOverMac).starts_with("none"),
             kill_outage: IMMEDIATE_MS,
+            vm: false,
         })
     }
 
@@ -120,6 +123,11 @@ pub struct StepResult {
     pub duplicated: u32,
     pub outage_ms: f64,
     pub expected_outage_ms: u64,
+    /// The VM behind the bridge on the bond, probed from the peer (when the file has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm_lost: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm_outage_ms: Option<f64>,
     pub passed: bool,
     /// Why it failed, when it did.
     pub problem: Option<String>,
@@ -355,7 +363,12 @@ fn configuration(opts: &DrillOptions) -> anyhow::Result<Configuration> {
         None => drill_config(GUIDE, Path::new("(the guide's stanza)"))?,
     };
     let pairs = cfg.option_pairs();
-    let x = Expect::new(&pairs)?;
+    let mut x = Expect::new(&pairs)?;
+    if let Some(path) = &opts.config {
+        let ifs = Interfaces::parse(&std::fs::read_to_string(path)?, path)?;
+        let ports = |i: &crate::config::interfaces::Iface| i.value("bridge_ports").map(|p| p.value.clone());
+        x.vm = ifs.ifaces.iter().filter_map(ports).any(|p| p.split_whitespace().any(|n| n == cfg.name));
+    }
     Ok((cfg.slaves, pairs, x))
 }
 
@@ -375,6 +388,10 @@ fn setup(
     progress.waiting("waiting for both slaves to come up");
     lab.wait_until(x.settle() + Duration::from_secs(5), "both slaves up", |l| l.slaves_up(2))?;
     progress.done_waiting();
+    if x.vm {
+        progress.say("Putting bond0 in a bridge br0 with a VM behind it (probed from the peer too)");
+        lab.vm_behind_bridge()?;
+    }
     Ok(lab)
 }
 
@@ -401,6 +418,9 @@ fn drive(
     let _echo = lab.echo()?;
     let probe = lab.probe(opts.pps);
     let probe_started_ms = now_ms();
+    let vm_ns = lab.namespaces().iter().find(|n| n.ends_with("vm")).cloned();
+    let _vm_echo = vm_ns.as_deref().map(|ns| lab.echo_in(ns)).transpose()?;
+    let vm_probe = vm_ns.map(|_| lab.probe_from(&lab.peer(), super::VM_IP, opts.pps));
     pause(Duration::from_millis(500))?;
     let userspace = lab.status()?.datapath.starts_with("userspace");
     let x = Expect { kill_outage: if userspace { 1000 } else { IMMEDIATE_MS }, ..x.clone() };
@@ -417,11 +437,12 @@ fn drive(
     }
     pause(Duration::from_millis(300))?;
     let record = probe.finish()?;
+    let vm_record = vm_probe.map(|p| p.finish()).transpose()?;
     let since_start = |ms: u64| Duration::from_millis(ms.saturating_sub(probe_started_ms));
     let spans: Vec<Span> = timed.iter().map(|t| Span { from: t.from, to: t.to }).collect();
     let marks: Vec<(Duration, String)> =
         timed.iter().flat_map(|t| t.marks.iter().map(|(ms, l)| (since_start(*ms), l.clone()))).collect();
-    let steps: Vec<StepResult> = timed.into_iter().map(|t| judge(t, &record)).collect();
+    let steps: Vec<StepResult> = timed.into_iter().map(|t| judge(t, &record, vm_record.as_ref())).collect();
     let report = DrillReport {
         options: pairs.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         pps: opts.pps,
@@ -470,6 +491,8 @@ fn run_step(lab: &Lab, plan: &Plan, x: &Expect, from: Duration, progress: &Progr
         duplicated: 0,
         outage_ms: 0.0,
         expected_outage_ms: plan.outage_ms,
+        vm_lost: None,
+        vm_outage_ms: None,
         passed: problem.is_none(),
         problem,
         log,
@@ -477,7 +500,7 @@ fn run_step(lab: &Lab, plan: &Plan, x: &Expect, from: Duration, progress: &Progr
     Ok(Timed { result, from, to: Duration::ZERO, marks })
 }
 
-fn judge(t: Timed, record: &Record) -> StepResult {
+fn judge(t: Timed, record: &Record, vm: Option<&Record>) -> StepResult {
     let w: Window = record.window(t.from, t.to);
     let mut r = t.result;
     r.sent = w.sent;
@@ -489,6 +512,13 @@ fn judge(t: Timed, record: &Record) -> StepResult {
     }
     if r.problem.is_none() && r.outage_ms > r.expected_outage_ms as f64 {
         r.problem = Some(format!("outage {:.1} ms exceeds {} ms", r.outage_ms, r.expected_outage_ms));
+    }
+    if let Some(v) = vm.map(|v| v.window(t.from, t.to)) {
+        let ms = v.outage.as_secs_f64() * 1000.0;
+        (r.vm_lost, r.vm_outage_ms) = (Some(v.lost), Some(ms));
+        if r.problem.is_none() && (ms > r.expected_outage_ms as f64 || v.duplicated > 0) {
+            r.problem = Some(format!("the VM: outage {ms:.1} ms, {} duplicated", v.duplicated));
+        }
     }
     r.passed = r.problem.is_none();
     r
@@ -536,6 +566,10 @@ pub fn table(r: &DrillReport) -> String {
         let verdict = match &s.problem {
             None => "pass".to_string(),
             Some(p) => format!("FAIL: {p}"),
+        };
+        let verdict = match s.vm_outage_ms {
+            Some(ms) => format!("{verdict} (VM: {} lost, outage {ms:.1} ms)", s.vm_lost.unwrap_or(0)),
+            None => verdict,
         };
         t.push_str(&format!(
             "{:<3} {:<26} {:<15} {:>6} {:>5} {:>4} {:>10.1} {:>10}  {}\n",

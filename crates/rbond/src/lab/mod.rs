@@ -23,6 +23,8 @@ use crate::wait;
 pub const BOND_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 pub const ECHO_PORT: u16 = 7000;
+/// A VM behind a bridge on the bond (`vm_behind_bridge`).
+pub const VM_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 50);
 
 pub fn ip(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("ip").args(args).output().context("cannot run ip (install iproute2)")?;
@@ -68,16 +70,25 @@ pub struct Lab {
     pub bpffs: PathBuf,
     /// The daemon started by `start_bond`, or the supervisor started by `start_supervised`.
     daemon: Option<Child>,
+    wiring: Wiring,
 }
 
 impl Lab {
     /// Builds the namespaces, bridges and cables. `tag` starts every name (plus pid and a
     /// counter), so runs in parallel never collide.
     pub fn new(tag: &str, wiring: Wiring) -> anyhow::Result<Lab> {
+        Lab::with_slaves(tag, wiring, 2)
+    }
+
+    /// As `new`, with `slaves` host interfaces (eth0, eth1, …); more than two only on one switch.
+    pub fn with_slaves(tag: &str, wiring: Wiring, slaves: usize) -> anyhow::Result<Lab> {
+        if wiring == Wiring::AccessSwitches && slaves != 2 {
+            bail!("access switches are wired for two slaves");
+        }
         let prefix = unique(tag);
         let run_dir = std::env::temp_dir().join(format!("{prefix}-run"));
         let bpffs = run_dir.join("bpf");
-        let mut lab = Lab { prefix: prefix.clone(), namespaces: Vec::new(), run_dir, bpffs, daemon: None };
+        let mut lab = Lab { prefix: prefix.clone(), namespaces: Vec::new(), run_dir, bpffs, daemon: None, wiring };
         std::fs::create_dir_all(&lab.bpffs)?;
         nix::mount::mount(Some("bpf"), &lab.bpffs, Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>)
             .with_context(|| format!("mount bpffs at {}", lab.bpffs.display()))?;
@@ -96,8 +107,9 @@ impl Lab {
             ip(&["-n", sw, "link", "set", "br0", "up"])?;
         }
         let (host, peer, core) = (lab.host(), lab.peer(), lab.core());
-        for s in ["eth0", "eth1"] {
-            lab.cable(&host, s, &lab.switch_of(s), &format!("h{}", &s[3..]))?;
+        for i in 0..slaves {
+            let s = format!("eth{i}");
+            lab.cable(&host, &s, &lab.switch_of(&s), &format!("h{i}"))?;
         }
         if wiring == Wiring::AccessSwitches {
             for a in ["a0", "a1"] {
@@ -112,6 +124,42 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Another namespace of this lab (a VM, a container), removed with it.
+    pub fn add_namespace(&mut self, tag: &str) -> anyhow::Result<String> {
+        let ns = format!("{}{tag}", self.prefix);
+        ip(&["netns", "add", &ns])?;
+        self.namespaces.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// bond0 as a port of a bridge `br0` that takes over its address, and a VM behind br0: a
+    /// namespace (tagged `vm`, with IPv6 off so that it sends nothing unasked) cabled into br0
+    /// through a veth, with its own MAC and `VM_IP`. Returns the VM's namespace.
+    pub fn vm_behind_bridge(&mut self) -> anyhow::Result<String> {
+        let (h, vm) = (self.host(), self.add_namespace("vm")?);
+        for key in ["all", "default"] {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &vm, "sysctl", "-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")])
+                .output()?;
+            if !out.status.success() {
+                bail!("sysctl in {vm}: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+        }
+        ip(&["-n", &h, "addr", "flush", "dev", "bond0"])?;
+        ip(&["-n", &h, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
+        ip(&["-n", &h, "link", "set", "bond0", "master", "br0"])?;
+        ip(&["-n", &h, "link", "set", "br0", "up"])?;
+        ip(&["-n", &h, "addr", "add", &format!("{BOND_IP}/24"), "dev", "br0"])?;
+        ip(&["link", "add", "vm0", "netns", &vm, "type", "veth", "peer", "name", "vmport", "netns", &h])?;
+        ip(&["-n", &h, "link", "set", "vmport", "master", "br0"])?;
+        ip(&["-n", &h, "link", "set", "vmport", "up"])?;
+        ip(&["-n", &vm, "link", "set", "vm0", "address", "02:00:00:00:00:50"])?;
+        ip(&["-n", &vm, "addr", "add", &format!("{VM_IP}/24"), "dev", "vm0", "nodad"])?;
+        ip(&["-n", &vm, "link", "set", "vm0", "up"])?;
+        Ok(vm)
+    }
+
     pub fn host(&self) -> String {
         format!("{}h", self.prefix)
     }
@@ -123,14 +171,14 @@ impl Lab {
     }
     /// The namespace holding the switch port that `slave` is cabled to.
     pub fn switch_of(&self, slave: &str) -> String {
-        if self.namespaces.len() == 3 {
+        if self.wiring == Wiring::OneSwitch {
             format!("{}s", self.prefix)
         } else {
             format!("{}a{}", self.prefix, &slave[3..])
         }
     }
     pub fn core(&self) -> String {
-        if self.namespaces.len() == 3 { format!("{}s", self.prefix) } else { format!("{}c", self.prefix) }
+        if self.wiring == Wiring::OneSwitch { format!("{}s", self.prefix) } else { format!("{}c", self.prefix) }
     }
 
     /// A veth from `a`/`a_if` to the switch port `b`/`b_if`, which joins that switch's bridge.

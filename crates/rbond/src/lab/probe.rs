@@ -16,17 +16,22 @@ use super::{ECHO_PORT, Lab, PEER_IP};
 impl Lab {
     /// A UDP echo service on the peer, running until the returned guard is dropped.
     pub fn echo(&self) -> anyhow::Result<Echo> {
+        self.echo_in(&self.peer())
+    }
+
+    /// A UDP echo service in namespace `ns`, running until the returned guard is dropped.
+    pub fn echo_in(&self, ns: &str) -> anyhow::Result<Echo> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let worker = self.in_ns(&self.peer(), move || {
+        let worker = self.in_ns(ns, move || {
             let s = match UdpSocket::bind(("0.0.0.0", ECHO_PORT)) {
                 Ok(s) => s,
                 Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
             };
             let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
             let _ = ready_tx.send(Ok(()));
-            let mut buf = [0u8; 2048];
+            let mut buf = vec![0u8; 65536];
             while !flag.load(Ordering::Relaxed) {
                 if let Ok((n, from)) = s.recv_from(&mut buf) {
                     let _ = s.send_to(&buf[..n], from);
@@ -42,10 +47,16 @@ impl Lab {
 
     /// Starts sending `pps` numbered datagrams per second from the host to the peer's echo.
     pub fn probe(&self, pps: u32) -> Probe {
+        self.probe_from(&self.host(), PEER_IP, pps)
+    }
+
+    /// Starts sending `pps` numbered datagrams per second from namespace `ns` to the echo
+    /// service at `to`.
+    pub fn probe_from(&self, ns: &str, to: std::net::Ipv4Addr, pps: u32) -> Probe {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let start = Instant::now();
-        let worker = self.in_ns(&self.host(), move || run_probe(pps, start, &flag));
+        let worker = self.in_ns(ns, move || run_probe(pps, SocketAddr::from((to, ECHO_PORT)), start, &flag));
         Probe { stop, start, worker }
     }
 }
@@ -131,10 +142,9 @@ impl Record {
     }
 }
 
-fn run_probe(pps: u32, start: Instant, stop: &AtomicBool) -> anyhow::Result<Record> {
+fn run_probe(pps: u32, peer: SocketAddr, start: Instant, stop: &AtomicBool) -> anyhow::Result<Record> {
     // Not connected: with bond0 down there is no route, and a send that fails is a loss.
     let s = UdpSocket::bind(("0.0.0.0", 0))?;
-    let peer = SocketAddr::from((PEER_IP, ECHO_PORT));
     s.set_nonblocking(true)?;
     let interval = Duration::from_secs(1) / pps.max(1);
     let mut rec = Record { interval, sent: Vec::new(), arrivals: HashMap::new(), duplicates: Vec::new() };

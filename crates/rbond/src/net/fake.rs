@@ -6,8 +6,11 @@ use std::io;
 
 use rbond_core::Mac;
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
 use super::Netdev;
 use super::address::Address;
+use super::behind::FdbEntry;
 use super::link::{Change, Link};
 
 #[derive(Default)]
@@ -21,6 +24,10 @@ pub struct FakeNetdev {
     pub changes: Vec<String>,
     /// Changes that fail, as `name what` (e.g. `eth1 mac`).
     pub failing: Vec<String>,
+    /// The forwarding database dump.
+    pub fdb: Vec<FdbEntry>,
+    /// Multicast groups joined, by interface name.
+    pub groups: BTreeMap<String, (Vec<Ipv4Addr>, Vec<Ipv6Addr>)>,
 }
 
 impl FakeNetdev {
@@ -101,5 +108,14 @@ impl Netdev for FakeNetdev {
         self.attempt(name, "disable_ipv6", value.into())?;
         self.ipv6.insert(name.into(), value.into());
         Ok(())
+    }
+    fn links(&mut self) -> io::Result<Vec<Link>> {
+        Ok(self.links.values().cloned().collect())
+    }
+    fn fdb(&mut self) -> io::Result<Vec<FdbEntry>> {
+        Ok(self.fdb.clone())
+    }
+    fn groups(&mut self, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+        self.groups.get(name).cloned().unwrap_or_default()
     }
 }

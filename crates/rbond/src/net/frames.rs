@@ -1,6 +1,7 @@
-//! The frames rbond builds and reads itself: ARP probes and replies, gratuitous ARP, and
-//! unsolicited IPv6 neighbour advertisements. Each carries a zeroed virtio-net header in
-//! front, as every frame on our sockets does.
+//! The frames rbond builds and reads itself: ARP probes and replies, gratuitous ARP,
+//! unsolicited IPv6 neighbour advertisements, learning frames for the MACs behind the bond,
+//! and IGMP/MLD membership reports. Each carries a zeroed virtio-net header in front, as
+//! every frame on our sockets does.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -9,7 +10,10 @@ use rbond_core::{ArpFrame, ArpOp, Mac};
 /// The virtio-net header that precedes every frame on the TAP and on the packet sockets.
 pub const VNET_HDR_LEN: usize = 10;
 
+const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_RARP: u16 = 0x8035;
+const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_IPV6: u16 = 0x86dd;
 const BROADCAST: Mac = Mac([0xff; 6]);
 
@@ -76,6 +80,74 @@ pub fn unsolicited_na(src: Mac, ip: Ipv6Addr) -> Vec<u8> {
     ip6.extend_from_slice(&all_nodes.octets());
     ip6.extend_from_slice(&icmp);
     ethernet(Mac([0x33, 0x33, 0, 0, 0, 1]), src, ETH_P_IPV6, &ip6)
+}
+
+/// A learning frame for a MAC behind the bond, as Open vSwitch sends them: a RARP request
+/// broadcast from `mac` (tagged with `vlan` where given), so that every switch on the way
+/// learns the MAC on the port it now arrives by.
+pub fn learning_frame(mac: Mac, vlan: Option<u16>) -> Vec<u8> {
+    let mut rarp = vec![0, 1, 0x08, 0, 6, 4, 0, 3]; // Ethernet, IPv4, lengths, reverse request
+    for _ in 0..2 {
+        rarp.extend_from_slice(&mac.0);
+        rarp.extend_from_slice(&[0; 4]);
+    }
+    match vlan {
+        Some(v) => {
+            let mut tagged = (v & 0x0fff).to_be_bytes().to_vec();
+            tagged.extend_from_slice(&ETH_P_RARP.to_be_bytes());
+            tagged.extend_from_slice(&rarp);
+            ethernet(BROADCAST, mac, ETH_P_8021Q, &tagged)
+        }
+        None => ethernet(BROADCAST, mac, ETH_P_RARP, &rarp),
+    }
+}
+
+/// An IGMPv3 membership report (RFC 3376) saying `src` at `ip` is in each of `groups`, to
+/// 224.0.0.22 with the router alert option, as the host's stack sends it.
+pub fn igmp_report(src: Mac, ip: Ipv4Addr, groups: &[Ipv4Addr]) -> Vec<u8> {
+    let mut igmp = vec![0x22, 0, 0, 0, 0, 0];
+    igmp.extend_from_slice(&(groups.len() as u16).to_be_bytes());
+    for g in groups {
+        igmp.extend_from_slice(&[2, 0, 0, 0]); // MODE_IS_EXCLUDE, no sources: joined
+        igmp.extend_from_slice(&g.octets());
+    }
+    let sum = checksum(&[&igmp]);
+    igmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let dst = Ipv4Addr::new(224, 0, 0, 22);
+    let mut ip4 = vec![0x46, 0xc0]; // IPv4, 24-byte header (router alert), precedence 6
+    ip4.extend_from_slice(&((24 + igmp.len()) as u16).to_be_bytes());
+    ip4.extend_from_slice(&[0, 0, 0x40, 0, 1, 2, 0, 0]); // no id, DF, TTL 1, IGMP, checksum
+    ip4.extend_from_slice(&ip.octets());
+    ip4.extend_from_slice(&dst.octets());
+    ip4.extend_from_slice(&[0x94, 0x04, 0, 0]); // router alert
+    let sum = checksum(&[&ip4]);
+    ip4[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip4.extend_from_slice(&igmp);
+    ethernet(Mac([0x01, 0x00, 0x5e, 0, 0, 0x16]), src, ETH_P_IP, &ip4)
+}
+
+/// An MLDv2 listener report (RFC 3810) for `groups` from `src` at the link-local `ip`, to
+/// ff02::16 behind a hop-by-hop router alert.
+pub fn mld_report(src: Mac, ip: Ipv6Addr, groups: &[Ipv6Addr]) -> Vec<u8> {
+    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
+    let mut icmp = vec![143, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&(groups.len() as u16).to_be_bytes());
+    for g in groups {
+        icmp.extend_from_slice(&[2, 0, 0, 0]); // MODE_IS_EXCLUDE, no sources
+        icmp.extend_from_slice(&g.octets());
+    }
+    let len = (icmp.len() as u32).to_be_bytes();
+    let sum = checksum(&[&ip.octets(), &dst.octets(), &len, &[0, 0, 0, 58], &icmp]);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let hop_by_hop = [58, 0, 5, 2, 0, 0, 1, 0]; // next ICMPv6; router alert (MLD); PadN
+    let mut ip6 = vec![0x60, 0, 0, 0];
+    ip6.extend_from_slice(&((hop_by_hop.len() + icmp.len()) as u16).to_be_bytes());
+    ip6.extend_from_slice(&[0, 1]); // hop-by-hop options follow, hop limit 1
+    ip6.extend_from_slice(&ip.octets());
+    ip6.extend_from_slice(&dst.octets());
+    ip6.extend_from_slice(&hop_by_hop);
+    ip6.extend_from_slice(&icmp);
+    ethernet(Mac([0x33, 0x33, 0, 0, 0, 0x16]), src, ETH_P_IPV6, &ip6)
 }
 
 /// What a received Ethernet frame (no vnet header) means to the bond.
@@ -166,6 +238,35 @@ mod tests {
         let mut bad_op = eth.to_vec();
         bad_op[21] = 9;
         assert!(parse_arp(&bad_op, false).is_none());
+    }
+
+    #[test]
+    fn learning_frames_are_rarp_from_the_mac() {
+        let f = &learning_frame(US, None)[VNET_HDR_LEN..];
+        assert_eq!((&f[..6], &f[6..12], &f[12..14]), (&[0xff; 6][..], &US.0[..], &[0x80, 0x35][..]));
+        assert_eq!((f.len(), &f[20..22], &f[22..28], &f[32..38]), (42, &[0, 3][..], &US.0[..], &US.0[..]));
+        let t = &learning_frame(US, Some(100))[VNET_HDR_LEN..];
+        assert_eq!((&t[12..18], t.len()), (&[0x81, 0x00, 0, 100, 0x80, 0x35][..], 46));
+    }
+
+    /// Each checksum verifies (sums to zero over what it covers), as the receiving stack
+    /// checks it.
+    #[test]
+    fn membership_reports_carry_good_checksums() {
+        let g = [Ipv4Addr::new(239, 1, 2, 3)];
+        let f = &igmp_report(US, Ipv4Addr::new(10, 0, 0, 1), &g)[VNET_HDR_LEN..];
+        assert_eq!((&f[..6], &f[12..14]), (&[0x01, 0x00, 0x5e, 0, 0, 0x16][..], &[0x08, 0x00][..]));
+        let (ip, igmp) = f[14..].split_at(24);
+        assert_eq!((checksum(&[ip]), checksum(&[igmp])), (0, 0));
+        assert_eq!((igmp[0], &igmp[6..8], &igmp[12..16]), (0x22, &[0, 1][..], &g[0].octets()[..]));
+        let src: Ipv6Addr = "fe80::1".parse().unwrap();
+        let group: Ipv6Addr = "ff02::1:ff00:1".parse().unwrap();
+        let f = &mld_report(US, src, &[group])[VNET_HDR_LEN..];
+        let icmp = &f[14 + 40 + 8..];
+        let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
+        let len = (icmp.len() as u32).to_be_bytes();
+        assert_eq!(checksum(&[&src.octets(), &dst.octets(), &len, &[0, 0, 0, 58], icmp]), 0);
+        assert_eq!((icmp[0], &icmp[12..28]), (143, &group.octets()[..]));
     }
 
     proptest::proptest! {

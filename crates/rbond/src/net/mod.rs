@@ -5,6 +5,7 @@
 use std::io;
 
 pub mod address;
+pub mod behind;
 pub mod frames;
 pub mod link;
 pub mod rtnl;
@@ -13,7 +14,10 @@ pub mod watch;
 #[cfg(test)]
 pub mod fake;
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
 use address::Address;
+use behind::FdbEntry;
 use link::{Change, Link};
 use rtnl::Rtnl;
 
@@ -31,6 +35,12 @@ pub trait Netdev: std::any::Any {
     /// The interface's `disable_ipv6` switch, if it has IPv6 at all.
     fn ipv6_disabled(&mut self, name: &str) -> Option<String>;
     fn set_ipv6_disabled(&mut self, name: &str, value: &str) -> io::Result<()>;
+    /// Every interface.
+    fn links(&mut self) -> io::Result<Vec<Link>>;
+    /// Every bridge's forwarding database and every device's own address list.
+    fn fdb(&mut self) -> io::Result<Vec<FdbEntry>>;
+    /// The multicast groups the interface has joined.
+    fn groups(&mut self, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>);
 }
 
 /// Whether the kernel may hold back this device's carrier events (up to a second when they
@@ -85,6 +95,16 @@ impl Netdev for System {
     }
     fn set_ipv6_disabled(&mut self, name: &str, value: &str) -> io::Result<()> {
         std::fs::write(ipv6_switch(name), value)
+    }
+    fn links(&mut self) -> io::Result<Vec<Link>> {
+        self.rtnl.links()
+    }
+    fn fdb(&mut self) -> io::Result<Vec<FdbEntry>> {
+        self.rtnl.fdb()
+    }
+    fn groups(&mut self, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        (behind::ipv4_groups(&read("/proc/net/igmp"), name), behind::ipv6_groups(&read("/proc/net/igmp6"), name))
     }
 }
 
