@@ -3,8 +3,7 @@
 
 mod netns;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use netns::{Cpu, Lab, Wiring, begin, get, ip, lab, probe, rbond, settled, start, wait};
@@ -160,51 +159,9 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
 #[test]
 fn tcp_bulk_transfer_with_offloads_on_arrives_intact() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
-    const BYTES: usize = 100 << 20;
     let mut net = lab(Wiring::OneSwitch);
     start(&mut net, &["miimon=100"]);
-    fn pattern(i: usize) -> u8 {
-        (i.wrapping_mul(2_654_435_761) >> 13) as u8
-    }
-    fn check(mut s: TcpStream) -> usize {
-        let mut buf = vec![0u8; 1 << 16];
-        let mut at = 0;
-        loop {
-            let n = s.read(&mut buf).unwrap();
-            if n == 0 {
-                return at;
-            }
-            for (k, b) in buf[..n].iter().enumerate() {
-                assert_eq!(*b, pattern(at + k), "byte {} corrupted", at + k);
-            }
-            at += n;
-        }
-    }
-    fn send(mut s: TcpStream) {
-        let chunk: Vec<u8> = (0..BYTES).map(pattern).collect();
-        s.write_all(&chunk).unwrap();
-    }
-    let server = net.in_ns(&net.peer(), || {
-        let l = TcpListener::bind((PEER_IP, 7001)).unwrap();
-        let (s, _) = l.accept().unwrap();
-        let got = check(s.try_clone().unwrap());
-        send(s);
-        got
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let client = net.in_ns(&net.host(), || {
-        let s = TcpStream::connect_timeout(&(PEER_IP, 7001).into(), Duration::from_secs(5)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let start = Instant::now();
-        let w = s.try_clone().unwrap();
-        send(s.try_clone().unwrap());
-        w.shutdown(std::net::Shutdown::Write).unwrap();
-        let back = check(s);
-        (back, start.elapsed())
-    });
-    let (back, took) = client.join().unwrap().unwrap();
-    assert_eq!(server.join().unwrap().unwrap(), BYTES);
-    assert_eq!(back, BYTES);
+    let took = netns::tcp_both_ways(&net, 100 << 20);
     eprintln!("200 MB through the bond (100 MB each way) in {took:?}");
 }
 
