@@ -196,7 +196,7 @@ fn the_drill_drills_a_vm_behind_a_bridge_on_the_bond() {
     let steps = r["steps"].as_array().unwrap();
     for s in steps {
         let (lost, outage) = (s["vm_lost"].as_u64(), s["vm_outage_ms"].as_f64());
-        assert!(lost.is_some() && outage.unwrap() <= s["expected_outage_ms"].as_f64().unwrap(), "{s:#}");
+        assert!(lost.is_some() && outage.unwrap() <= s["expected_vm_outage_ms"].as_f64().unwrap(), "{s:#}");
     }
     assert_eq!(steps[2]["active_after"], "eth1", "ifenslave -d of the active: the VM follows to eth1");
 }

@@ -24,6 +24,9 @@ pub(super) struct Member {
     pub(super) saved: SavedSlave,
     pub(super) mac: Mac,
     pub(super) carrier: bool,
+    /// When its carrier last came up (a switch may take a moment to forward on that port).
+    #[serde(skip)]
+    pub(super) carrier_since: Option<Instant>,
     /// Its carrier events may come late, so ETHTOOL_GLINK is read every tick.
     pub(super) poll_link: bool,
     /// When the engine last heard of ordinary traffic on it.
@@ -117,6 +120,7 @@ impl Daemon {
             saved: saved.clone(),
             mac: saved.mac,
             carrier: false,
+            carrier_since: None,
             poll_link: carrier_events_may_lag(&Link { index: i, ..link }),
             last_rx_note: None,
         })
@@ -159,6 +163,7 @@ impl Daemon {
             return;
         }
         m.carrier = carrier;
+        m.carrier_since = carrier.then(now);
         let link = if carrier { LinkInfo::up() } else { LinkInfo::down() };
         let _ = self.engine.handle(now(), Input::Link { slave: id, link });
     }

@@ -15,6 +15,11 @@ use crate::datapath::Membership;
 use crate::net::frames;
 use crate::net::link::{Change, Link};
 
+/// A switch may not forward on a port for a moment after its link came up (Linux batches
+/// such link events for up to a second): a slave whose carrier is younger than this gets its
+/// learning frames once more when it is surely forwarding.
+const PORT_SETTLING: Duration = Duration::from_millis(1200);
+
 /// Learning frames waiting to go out of one slave, at the bond's `mac_announce_rate`.
 #[derive(Default)]
 pub(super) struct Announcer {
@@ -22,6 +27,8 @@ pub(super) struct Announcer {
     queue: VecDeque<Vec<u8>>,
     every: Duration,
     pub(super) next: Option<Instant>,
+    /// When to announce once more, for a port that had only just come up.
+    pub(super) again: Option<Instant>,
 }
 
 impl Daemon {
@@ -96,24 +103,35 @@ impl Daemon {
     }
 
     /// After a failover: `mac_announce` learning frames per MAC behind bond0, from the new
-    /// active slave, at most `mac_announce_rate` a second. A later failover replaces them.
+    /// active slave, at most `mac_announce_rate` a second, and once more if its link has only
+    /// just come up. A later failover replaces them.
     pub(super) fn announce_behind(&mut self, slave: SlaveId) {
+        let now = now();
+        let settled_at = self.member(slave).and_then(|m| m.carrier_since).map(|t| t + PORT_SETTLING);
+        self.announcer = Announcer { again: settled_at.filter(|at| *at > now), ..self.learning_frames(slave, now) };
+        self.announce_due(now);
+    }
+
+    fn learning_frames(&mut self, slave: SlaveId, now: Instant) -> Announcer {
         let (count, rate) = self.engine.options().mac_announce();
         let macs = if count > 0 { self.macs_behind() } else { Vec::new() };
         let frames =
             macs.iter().flat_map(|(m, vlan)| std::iter::repeat_n(frames::learning_frame(*m, *vlan), count.into()));
-        self.announcer = Announcer {
+        Announcer {
             slave: Some(slave),
             queue: frames.collect(),
             every: Duration::from_secs(1) / rate.max(1),
-            next: Some(now()),
-        };
-        self.announce_due(now());
+            next: Some(now),
+            again: None,
+        }
     }
 
     /// Sends the learning frames whose time has come.
     pub(super) fn announce_due(&mut self, now: Instant) {
         let Some(slave) = self.announcer.slave else { return };
+        if self.announcer.again.is_some_and(|at| at <= now) && self.announcer.queue.is_empty() {
+            self.announcer = self.learning_frames(slave, now);
+        }
         while let Some(at) = self.announcer.next.filter(|at| *at <= now) {
             let Some(frame) = self.announcer.queue.pop_front() else {
                 self.announcer.next = None;
