@@ -32,7 +32,8 @@ fn traffic_flows_and_bond_and_slaves_share_one_mac() {
     // The suite runs once per datapath (scripts/test): make sure it runs the one it says.
     let want = match std::env::var("RBOND_DATAPATH").as_deref() {
         Ok("userspace") => "bond0: datapath: userspace",
-        _ => "bond0: datapath: kernel (tc/BPF redirect)",
+        Ok("kernel-tc") => "bond0: datapath: kernel (BPF redirects, cls_bpf on clsact)",
+        _ => "bond0: datapath: kernel (BPF redirects, tcx)",
     };
     assert!(net.log_lines().unwrap().iter().any(|l| l.starts_with(want)), "{want}");
     let status = net.status().unwrap();
@@ -279,7 +280,9 @@ fn arp_monitor_detects_a_dead_path_behind_a_live_link() {
         .iter()
         .position(|l| l == "bond0: link status definitely down for interface eth0, disabling it")
         .expect("eth0 declared down");
-    assert_eq!(lines[i + 1], "bond0: making interface eth1 the new active one.");
+    // Next, eth1 takes over (on a loaded machine the monitor may first see no slave up).
+    let next = lines[i + 1..].iter().find(|l| l.ends_with("the new active one."));
+    assert_eq!(next.map(String::as_str), Some("bond0: making interface eth1 the new active one."), "{lines:#?}");
     assert!(net.link("eth0").unwrap().0, "eth0 itself is still up");
 }
 
@@ -314,18 +317,15 @@ fn slaves_that_vanish_under_the_daemon_are_released() {
         after("bond0: spare has gone (deleted or moved to another namespace), releasing it")[1],
         "bond0: releasing backup interface spare"
     );
-    // Deleting a veth drops its carrier first: eth0 is already down when it goes.
-    assert_eq!(
-        after("bond0: link status definitely down for interface eth0, disabling it"),
-        [
-            "bond0: link status definitely down for interface eth0, disabling it",
-            "bond0: now running without any active interface !"
-        ]
-    );
-    assert_eq!(
-        after("bond0: eth0 has gone (deleted or moved to another namespace), releasing it")[1],
-        "bond0: releasing backup interface eth0"
-    );
+    // Deleting a veth drops its carrier too; which of the two the kernel reports first varies.
+    for l in [
+        "bond0: link status definitely down for interface eth0, disabling it",
+        "bond0: now running without any active interface !",
+        "bond0: eth0 has gone (deleted or moved to another namespace), releasing it",
+        "bond0: releasing backup interface eth0",
+    ] {
+        assert!(lines.iter().any(|x| x == l), "no {l:?} in {lines:#?}");
+    }
     assert!(!lines.iter().any(|l| l.contains("No such device")), "nothing is done to a vanished device: {lines:#?}");
     assert_eq!(get(&net, "mii_status"), "down");
 }
@@ -495,14 +495,13 @@ fn events_follow_prints_lines_as_they_happen() {
 fn all_slaves_active_chooses_the_userspace_datapath() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = lab(Wiring::OneSwitch);
-    start(&mut net, &["miimon=100", "all_slaves_active=1"]);
+    let opts = ["miimon=100".to_string(), "all_slaves_active=1".to_string()];
+    // `auto` whatever the suite's pass asks for: the choice is the point here.
+    net.start_supervised(netns::bin(), &["eth0", "eth1"], &opts, &["--datapath", "auto"]).unwrap();
     let lines = net.log_lines().unwrap();
-    // In the suite's userspace pass the datapath was asked for before the option could matter.
-    let want = match std::env::var("RBOND_DATAPATH").as_deref() {
-        Ok("userspace") => "bond0: datapath: userspace (TAP and packet sockets; asked for)",
-        _ => "bond0: datapath: userspace (TAP and packet sockets; all_slaves_active needs the userspace datapath)",
-    };
+    let want = "bond0: datapath: userspace (TAP and packet sockets; all_slaves_active needs the userspace datapath)";
     assert!(lines.iter().any(|l| l == want), "{lines:#?}");
+    wait(&net, "an active slave", |l| !get(l, "active_slave").is_empty());
     let p = probe(&net, 200, Duration::from_millis(500), Duration::ZERO, || {});
     assert!(p.lost <= 1, "{p:?}");
 }
@@ -600,4 +599,40 @@ fn restart_runs_the_installed_binary_or_carries_on() {
     assert_eq!(std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(), installed, "runs the new file");
     settled(&net);
     assert_eq!(get(&net, "active_slave"), "eth0");
+}
+
+/// On kernels before tcx (6.6) the kernel datapath runs the same programs as cls_bpf filters on
+/// clsact (`--datapath kernel-tc` here): it forwards and fails over, and shares the qdisc
+/// politely: a filter someone else put there stays, rbond's filters go with the bond, and the
+/// qdisc it found is left in place.
+#[test]
+fn cls_bpf_filters_share_clsact_with_others() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    let h = net.host();
+    let tc = |args: &[&str]| {
+        let out = std::process::Command::new("tc").args(["-n", &h]).args(args).output().unwrap();
+        assert!(out.status.success(), "tc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // Someone else's classic BPF filter (it matches nothing) on eth0's ingress, at pref 1.
+    tc(&["qdisc", "add", "dev", "eth0", "clsact"]);
+    tc(&["filter", "add", "dev", "eth0", "ingress", "pref", "1", "protocol", "all", "bpf", "bytecode", "1,6 0 0 0,"]);
+    let opts = ["miimon=100".to_string(), "primary=eth0".to_string()];
+    net.start_supervised(netns::bin(), &["eth0", "eth1"], &opts, &["--datapath", "kernel-tc"]).unwrap();
+    let mut cmd_datapath = net.log_lines().unwrap();
+    cmd_datapath.retain(|l| l.starts_with("bond0: datapath: "));
+    settled(&net);
+    let p =
+        probe(&net, 1000, Duration::from_secs(2), Duration::from_millis(700), || net.cable_of("eth0", false).unwrap());
+    assert!(p.outage <= Duration::from_millis(150) && p.duplicated == 0, "{p:?}");
+    let filters = tc(&["filter", "show", "dev", "eth0", "ingress"]);
+    assert!(filters.contains("pref 1 bpf") && filters.contains("pref 2829 bpf"), "{filters}");
+    assert!(tc(&["filter", "show", "dev", "bond0", "egress"]).contains("rbond_bond_out"));
+    net.request(&Request::Down).unwrap();
+    net.wait_daemon().unwrap();
+    let filters = tc(&["filter", "show", "dev", "eth0", "ingress"]);
+    assert!(filters.contains("pref 1 bpf") && !filters.contains("pref 2829"), "only ours went: {filters}");
+    assert!(tc(&["qdisc", "show", "dev", "eth0"]).contains("clsact"), "the qdisc it found is still there");
+    assert_eq!(cmd_datapath, ["bond0: datapath: kernel (BPF redirects, cls_bpf on clsact)"]);
 }

@@ -68,7 +68,7 @@ impl Daemon {
             None => ctx(BondDevice::create(&cfg.bond), "take over the TAP", &cfg.bond)?,
         };
         let all_active = left.engine.options().all_slaves_active();
-        let datapath = datapath::open(left.datapath, tap, left.index, all_active, kept)
+        let datapath = datapath::open(left.datapath, left.attach, tap, left.index, all_active, kept)
             .with_context(|| format!("{}: take over the {:?} datapath", cfg.bond, left.datapath))?;
         let io = Io::open(control)?;
         let engine = left.engine.clone();

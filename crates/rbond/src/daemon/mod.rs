@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::control::server::Server;
 use crate::control::socket_path;
 use crate::datapath::bond_device::BondDevice;
-use crate::datapath::{self, Datapath, Kind};
+use crate::datapath::{self, AttachMode, Datapath, Kind};
 use crate::keep::{Kept, Pins};
 use crate::monitor::publish::Publisher;
 use crate::net::link::Change;
@@ -48,12 +48,14 @@ use state::{SavedSlave, State, StateFile};
 
 /// Where frames are moved between bond0 and the active slave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum DatapathChoice {
-    /// The kernel if it can (tc/BPF), else userspace.
+    /// The kernel if it can (on tcx, else on cls_bpf), else userspace.
     Auto,
-    /// tc/BPF redirects: frames never leave the kernel.
+    /// BPF redirects on tcx (Linux 6.6 and later): frames never leave the kernel.
     Kernel,
+    /// The same programs as cls_bpf filters on clsact, as kernels before 6.6 need.
+    KernelTc,
     /// The daemon copies frames between the TAP and packet sockets.
     Userspace,
 }
@@ -289,6 +291,7 @@ impl Daemon {
             pid: std::process::id(),
             index: self.index,
             datapath: self.datapath.kind(),
+            attach: self.datapath.attach_mode(),
             engine: self.engine.clone(),
             members: self.members.clone(),
             pending: pending.cloned(),
@@ -358,7 +361,8 @@ impl Daemon {
     }
 }
 
-/// Opens the kernel datapath when asked or possible, else the userspace one, and says why.
+/// Opens the kernel datapath when asked or possible (its programs on tcx, else, on kernels
+/// before 6.6, as cls_bpf filters), else the userspace one, and says why it fell back.
 fn choose_datapath(
     want: DatapathChoice,
     engine: &Bond,
@@ -367,20 +371,24 @@ fn choose_datapath(
     kept: Kept,
 ) -> anyhow::Result<(Box<dyn Datapath>, Option<String>)> {
     let all_active = engine.options().all_slaves_active();
-    let kernel = match want {
-        DatapathChoice::Userspace => Err("asked for".to_string()),
-        _ if all_active => Err("all_slaves_active needs the userspace datapath".to_string()),
-        _ => dev
-            .try_clone()
-            .and_then(|tap| datapath::open(Kind::Kernel, tap, index, false, kept.pins_only()))
-            .map_err(|e| format!("the kernel datapath could not load: {e}")),
+    let (modes, mut why): (&[AttachMode], Vec<String>) = match want {
+        DatapathChoice::Userspace => (&[], vec!["asked for".into()]),
+        _ if all_active => (&[], vec!["all_slaves_active needs the userspace datapath".into()]),
+        DatapathChoice::Kernel => (&[AttachMode::Tcx], Vec::new()),
+        DatapathChoice::KernelTc => (&[AttachMode::Tc], Vec::new()),
+        DatapathChoice::Auto => (&[AttachMode::Tcx, AttachMode::Tc], Vec::new()),
     };
-    match (kernel, want) {
-        (Ok(k), _) => Ok((k, None)),
-        (Err(why), DatapathChoice::Kernel) => anyhow::bail!("{}: {why}", engine.name()),
-        (Err(why), _) => {
-            let userspace = datapath::open(Kind::Userspace, dev, index, all_active, kept);
-            Ok((ctx(userspace, "open the userspace datapath", engine.name())?, Some(why)))
+    for mode in modes {
+        let tap = dev.try_clone()?;
+        match datapath::open(Kind::Kernel, *mode, tap, index, false, kept.pins_only()) {
+            Ok(k) => return Ok((k, (!why.is_empty()).then(|| why.join("; ")))),
+            Err(e) => why.push(format!("{} could not load: {e}", mode.describe())),
         }
     }
+    let why = why.join("; ");
+    if matches!(want, DatapathChoice::Kernel | DatapathChoice::KernelTc) {
+        anyhow::bail!("{}: the kernel datapath: {why}", engine.name());
+    }
+    let userspace = datapath::open(Kind::Userspace, AttachMode::Tcx, dev, index, all_active, kept);
+    Ok((ctx(userspace, "open the userspace datapath", engine.name())?, Some(why)))
 }

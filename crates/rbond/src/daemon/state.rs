@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::members::Member;
 use crate::control::LogLine;
-use crate::datapath::Kind;
+use crate::datapath::{AttachMode, Kind};
 use crate::net::address::Address;
 use crate::net::link::Change;
 use crate::net::{Netdev, ctx};
@@ -88,6 +88,9 @@ pub(super) struct State {
     /// bond0's interface index: a device of that name with another index is not ours.
     pub(super) index: u32,
     pub(super) datapath: Kind,
+    /// How its programs are hooked in.
+    #[serde(default)]
+    pub(super) attach: AttachMode,
     pub(super) engine: Bond,
     pub(super) members: Vec<Member>,
     /// A slave being enslaved: perhaps touched already, not yet a member.

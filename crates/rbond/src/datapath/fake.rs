@@ -31,6 +31,9 @@ impl Datapath for FakeDatapath {
     fn kind(&self) -> Kind {
         Kind::Userspace
     }
+    fn attach_mode(&self) -> super::AttachMode {
+        super::AttachMode::Tcx
+    }
     fn describe(&self) -> String {
         "fake".into()
     }

@@ -8,6 +8,7 @@ use std::io;
 use std::os::fd::BorrowedFd;
 
 pub mod bond_device;
+pub mod hook;
 pub mod kernel;
 pub mod slave_socket;
 pub mod userspace;
@@ -16,6 +17,7 @@ pub mod userspace;
 pub mod fake;
 
 use bond_device::BondDevice;
+pub use hook::AttachMode;
 
 use crate::keep::Kept;
 pub use crate::net::frames::Seen;
@@ -47,6 +49,8 @@ pub struct Port {
 
 pub trait Datapath: std::any::Any {
     fn kind(&self) -> Kind;
+    /// How its BPF programs are hooked in (tcx, or cls_bpf on older kernels).
+    fn attach_mode(&self) -> AttachMode;
     /// How the log names it.
     fn describe(&self) -> String;
     /// bond0's carrier, which the host's stack and every program on it read as "link".
@@ -73,37 +77,23 @@ pub trait Datapath: std::any::Any {
     fn remove(&mut self);
 }
 
-/// Opens the datapath of this kind for bond0 (`tap`, at `bond_index`), taking what a
-/// predecessor handed over from `kept`.
+/// Opens the datapath of this kind for bond0 (`tap`, at `bond_index`), its programs hooked
+/// in `mode`, taking what a predecessor handed over from `kept`.
 pub fn open(
     kind: Kind,
+    mode: AttachMode,
     tap: BondDevice,
     bond_index: u32,
     all_slaves_active: bool,
     kept: Kept,
 ) -> io::Result<Box<dyn Datapath>> {
     Ok(match kind {
-        Kind::Kernel => Box::new(kernel::KernelDatapath::open(tap, bond_index, kept)?),
-        Kind::Userspace => Box::new(userspace::UserspaceDatapath::open(tap, all_slaves_active, kept)?),
+        Kind::Kernel => Box::new(kernel::KernelDatapath::open(tap, bond_index, kept, mode)?),
+        Kind::Userspace => Box::new(userspace::UserspaceDatapath::open(tap, all_slaves_active, kept, mode)?),
     })
 }
 
 /// The name a slave's descriptor of kind `what` (`socket`, `ingress`) is kept under.
 pub fn slave_fd_name(what: &str, ifindex: u32) -> String {
     format!("{what}-{ifindex}")
-}
-
-/// A slave's ingress link: the one kept for it if it still holds its program on that slave,
-/// else a new one, kept from now on.
-fn ingress_link(kept: &mut Kept, prog: BorrowedFd<'_>, ifindex: u32) -> io::Result<std::os::fd::OwnedFd> {
-    use crate::sys::bpf;
-    let name = slave_fd_name("ingress", ifindex);
-    if let Some(link) =
-        kept.take_bpf(&name).filter(|l| bpf::link_ifindex(std::os::fd::AsFd::as_fd(l)).ok() == Some(ifindex))
-    {
-        return Ok(link);
-    }
-    let link = bpf::tcx_attach(prog, ifindex, bpf::BPF_TCX_INGRESS)?;
-    kept.keep_bpf(&name, std::os::fd::AsFd::as_fd(&link))?;
-    Ok(link)
 }

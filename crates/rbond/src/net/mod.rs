@@ -9,6 +9,7 @@ pub mod behind;
 pub mod frames;
 pub mod link;
 pub mod rtnl;
+pub mod tc;
 pub mod watch;
 
 #[cfg(test)]

@@ -9,42 +9,50 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::bond_device::BondDevice;
+use super::hook::{AttachMode, Hook, Hooked, Hooks};
 use super::slave_socket::{Membership, SlaveSocket};
-use super::{Datapath, Kind, Port, Seen, Source, ingress_link, slave_fd_name};
+use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
 use crate::keep::Kept;
 use crate::net::frames;
 use crate::sys::bpf;
 
 pub mod programs;
 
+/// The pin of bond0's egress tcx link (the programs and map are pinned by their own names).
+const BOND_LINK: &str = "link-bond_out";
+
 struct Slave {
     sock: SlaveSocket,
-    /// The tcx link holding `slave_in` on its ingress; dropping it detaches the program.
-    ingress: OwnedFd,
+    /// `slave_in` on its ingress.
+    hooked: Hooked,
 }
 
 pub struct KernelDatapath {
     /// bond0's TAP, for its carrier only: the programs move its frames.
     tap: BondDevice,
+    bond_index: u32,
     map: OwnedFd,
     slave_prog: OwnedFd,
-    bond_out: OwnedFd,
+    bond_prog: OwnedFd,
+    /// `bond_out` on bond0's egress; gone once the datapath is removed.
+    bond_hooked: Option<Hooked>,
+    hooks: Hooks,
     slaves: BTreeMap<u32, Slave>,
-    /// Slaves' descriptors a predecessor handed over, taken as the slaves are attached again.
+    /// What a predecessor left (handed over or pinned), taken as it is needed.
     kept: Kept,
     buf: Vec<u8>,
 }
 
 impl KernelDatapath {
-    /// Carries on with the programs, map and links a predecessor left (handed over or
-    /// pinned), or loads both programs and puts `bond_out` on bond0's egress.
-    pub fn open(tap: BondDevice, bond_index: u32, mut kept: Kept) -> io::Result<KernelDatapath> {
+    /// Carries on with the programs and map a predecessor left (handed over or pinned), or
+    /// loads both programs; then puts `bond_out` on bond0's egress, hooked in `mode`.
+    pub fn open(tap: BondDevice, bond_index: u32, mut kept: Kept, mode: AttachMode) -> io::Result<KernelDatapath> {
         let left = (kept.take_bpf("map"), kept.take_bpf("slave_in"), kept.take_bpf("bond_out"));
-        let (map, slave_prog, bond_out) = match left {
-            (Some(map), Some(prog), Some(out))
+        let (map, slave_prog, bond_prog) = match left {
+            (Some(map), Some(slave), Some(out))
                 if bpf::map_get(map.as_fd(), programs::KEY_BOND as u32).ok() == Some(bond_index) =>
             {
-                (map, prog, out)
+                (map, slave, out)
             }
             _ => {
                 // Whatever is left over belongs to another bond0 (or is half made): let it go.
@@ -52,7 +60,27 @@ impl KernelDatapath {
                 Self::load(bond_index, &kept)?
             }
         };
-        Ok(KernelDatapath { tap, map, slave_prog, bond_out, slaves: BTreeMap::new(), kept, buf: vec![0; 2048] })
+        let mut hooks = Hooks::new(mode)?;
+        let hooked = hooks.hook(&mut kept, BOND_LINK, "rbond_bond_out", bond_prog.as_fd(), bond_index, Hook::Egress);
+        let bond_hooked = match hooked {
+            Ok(h) => h,
+            Err(e) => {
+                kept.forget_all();
+                return Err(e);
+            }
+        };
+        Ok(KernelDatapath {
+            tap,
+            bond_index,
+            map,
+            slave_prog,
+            bond_prog,
+            bond_hooked: Some(bond_hooked),
+            hooks,
+            slaves: BTreeMap::new(),
+            kept,
+            buf: vec![0; 2048],
+        })
     }
 
     fn load(bond_index: u32, kept: &Kept) -> io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
@@ -61,12 +89,11 @@ impl KernelDatapath {
         bpf::map_set(map.as_fd(), programs::KEY_ACTIVE as u32, 0)?;
         let fd = map.as_raw_fd();
         let slave_prog = bpf::load_tc_program("rbond_slave_in", &programs::slave_in(fd))?;
-        let out = bpf::load_tc_program("rbond_bond_out", &programs::bond_out(fd))?;
-        let bond_out = bpf::tcx_attach(out.as_fd(), bond_index, bpf::BPF_TCX_EGRESS)?;
+        let bond_prog = bpf::load_tc_program("rbond_bond_out", &programs::bond_out(fd))?;
         kept.keep_bpf("map", map.as_fd())?;
         kept.keep_bpf("slave_in", slave_prog.as_fd())?;
-        kept.keep_bpf("bond_out", bond_out.as_fd())?;
-        Ok((map, slave_prog, bond_out))
+        kept.keep_bpf("bond_out", bond_prog.as_fd())?;
+        Ok((map, slave_prog, bond_prog))
     }
 }
 
@@ -76,7 +103,11 @@ impl Datapath for KernelDatapath {
     }
 
     fn describe(&self) -> String {
-        "kernel (tc/BPF redirect)".into()
+        format!("kernel (BPF redirects, {})", self.hooks.mode().describe())
+    }
+
+    fn attach_mode(&self) -> AttachMode {
+        self.hooks.mode()
     }
 
     fn set_carrier(&mut self, up: bool) -> io::Result<()> {
@@ -93,14 +124,19 @@ impl Datapath for KernelDatapath {
                 sock
             }
         };
-        let ingress = ingress_link(&mut self.kept, self.slave_prog.as_fd(), i)?;
-        self.slaves.insert(i, Slave { sock, ingress });
+        let pin = slave_fd_name("ingress", i);
+        let hooked =
+            self.hooks.hook(&mut self.kept, &pin, "rbond_slave_in", self.slave_prog.as_fd(), i, Hook::Ingress)?;
+        self.slaves.insert(i, Slave { sock, hooked });
         Ok(())
     }
 
     fn detach(&mut self, ifindex: u32) {
-        self.kept.forget_bpf(&slave_fd_name("ingress", ifindex));
-        self.slaves.remove(&ifindex);
+        let pin = slave_fd_name("ingress", ifindex);
+        match self.slaves.remove(&ifindex) {
+            Some(s) => self.hooks.unhook(&self.kept, &pin, ifindex, Hook::Ingress, s.hooked),
+            None => self.kept.forget_bpf(&pin),
+        }
     }
 
     fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()> {
@@ -134,17 +170,26 @@ impl Datapath for KernelDatapath {
             ("tap".to_string(), self.tap.as_fd()),
             ("map".to_string(), self.map.as_fd()),
             ("slave_in".to_string(), self.slave_prog.as_fd()),
-            ("bond_out".to_string(), self.bond_out.as_fd()),
+            ("bond_out".to_string(), self.bond_prog.as_fd()),
         ];
+        if let Some(Hooked::Link(link)) = &self.bond_hooked {
+            fds.push((BOND_LINK.to_string(), link.as_fd()));
+        }
         for (i, s) in &self.slaves {
             fds.push((slave_fd_name("socket", *i), s.sock.as_fd()));
-            fds.push((slave_fd_name("ingress", *i), s.ingress.as_fd()));
+            if let Hooked::Link(link) = &s.hooked {
+                fds.push((slave_fd_name("ingress", *i), link.as_fd()));
+            }
         }
         fds
     }
 
     fn remove(&mut self) {
+        let slaves: Vec<u32> = self.slaves.keys().copied().collect();
+        slaves.into_iter().for_each(|i| self.detach(i));
+        if let Some(h) = self.bond_hooked.take() {
+            self.hooks.unhook(&self.kept, BOND_LINK, self.bond_index, Hook::Egress, h);
+        }
         self.kept.forget_all();
-        self.slaves.clear();
     }
 }

@@ -8,9 +8,10 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::bond_device::BondDevice;
+use super::hook::{AttachMode, Hook, Hooked, Hooks};
 use super::kernel::programs;
 use super::slave_socket::{Membership, SlaveSocket};
-use super::{Datapath, Kind, Port, Seen, Source, ingress_link, slave_fd_name};
+use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
 use crate::keep::Kept;
 use crate::net::frames::{self, VNET_HDR_LEN};
 use crate::sys::bpf;
@@ -24,14 +25,15 @@ const PER_WAKEUP: usize = 64;
 
 struct Slave {
     sock: SlaveSocket,
-    /// The tcx link holding the drop program on its ingress.
-    ingress: OwnedFd,
+    /// The drop program on its ingress.
+    hooked: Hooked,
 }
 
 pub struct UserspaceDatapath {
     /// bond0's TAP: its frames and its carrier.
     tap: BondDevice,
     drop_prog: OwnedFd,
+    hooks: Hooks,
     slaves: BTreeMap<u32, Slave>,
     active: Option<u32>,
     /// `all_slaves_active`: backups' frames reach bond0 too.
@@ -41,7 +43,12 @@ pub struct UserspaceDatapath {
 }
 
 impl UserspaceDatapath {
-    pub fn open(tap: BondDevice, deliver_backups: bool, mut kept: Kept) -> io::Result<UserspaceDatapath> {
+    pub fn open(
+        tap: BondDevice,
+        deliver_backups: bool,
+        mut kept: Kept,
+        mode: AttachMode,
+    ) -> io::Result<UserspaceDatapath> {
         let drop_prog = match kept.take_bpf("drop") {
             Some(prog) => prog,
             None => {
@@ -53,6 +60,7 @@ impl UserspaceDatapath {
         Ok(UserspaceDatapath {
             tap,
             drop_prog,
+            hooks: Hooks::new(mode)?,
             slaves: BTreeMap::new(),
             active: None,
             deliver_backups,
@@ -108,6 +116,10 @@ impl Datapath for UserspaceDatapath {
         "userspace (TAP and packet sockets)".into()
     }
 
+    fn attach_mode(&self) -> AttachMode {
+        self.hooks.mode()
+    }
+
     fn set_carrier(&mut self, up: bool) -> io::Result<()> {
         self.tap.set_carrier(up)
     }
@@ -118,14 +130,26 @@ impl Datapath for UserspaceDatapath {
             Some(fd) => SlaveSocket::from_fd(fd, i),
             None => SlaveSocket::open(i)?,
         };
-        let ingress = ingress_link(&mut self.kept, self.drop_prog.as_fd(), i)?;
-        self.slaves.insert(i, Slave { sock, ingress });
+        let pin = slave_fd_name("ingress", i);
+        let prog = self.drop_prog.as_fd();
+        let hooked = match self.hooks.hook(&mut self.kept, &pin, "rbond_drop", prog, i, Hook::Ingress) {
+            // A kernel before tcx (6.6) refuses the attach type: cls_bpf from now on.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && self.hooks.mode() == AttachMode::Tcx => {
+                self.hooks = Hooks::new(AttachMode::Tc)?;
+                self.hooks.hook(&mut self.kept, &pin, "rbond_drop", prog, i, Hook::Ingress)?
+            }
+            other => other?,
+        };
+        self.slaves.insert(i, Slave { sock, hooked });
         Ok(())
     }
 
     fn detach(&mut self, ifindex: u32) {
-        self.kept.forget_bpf(&slave_fd_name("ingress", ifindex));
-        self.slaves.remove(&ifindex);
+        let pin = slave_fd_name("ingress", ifindex);
+        match self.slaves.remove(&ifindex) {
+            Some(s) => self.hooks.unhook(&self.kept, &pin, ifindex, Hook::Ingress, s.hooked),
+            None => self.kept.forget_bpf(&pin),
+        }
         if self.active == Some(ifindex) {
             self.active = None;
         }
@@ -160,14 +184,17 @@ impl Datapath for UserspaceDatapath {
         let mut fds = vec![("tap".to_string(), self.tap.as_fd())];
         for (i, s) in &self.slaves {
             fds.push((slave_fd_name("socket", *i), s.sock.as_fd()));
-            fds.push((slave_fd_name("ingress", *i), s.ingress.as_fd()));
+            if let Hooked::Link(link) = &s.hooked {
+                fds.push((slave_fd_name("ingress", *i), link.as_fd()));
+            }
         }
         fds
     }
 
     fn remove(&mut self) {
+        let slaves: Vec<u32> = self.slaves.keys().copied().collect();
+        slaves.into_iter().for_each(|i| self.detach(i));
         self.kept.forget_all();
-        self.slaves.clear();
         self.active = None;
     }
 }
