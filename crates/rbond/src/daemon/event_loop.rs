@@ -168,8 +168,7 @@ impl Daemon {
             self.engine.poll_timeout(),
             Some(self.io.next_link_poll).filter(|_| polling),
             self.life.next_ping,
-            self.announcer.next,
-            self.announcer.again,
+            self.announcer.due(),
         ];
         let Some(at) = next.into_iter().flatten().min() else { return Duration::from_secs(1) };
         // Rounded up to whole milliseconds: a deadline less than one away must not become a

@@ -360,13 +360,16 @@ fn the_macs_behind_the_bond_are_announced_after_a_failover() {
         .map(|(slave, f)| (*slave, f[VNET + 11]))
         .collect();
     assert_eq!(learned, [(ETH1, 10), (ETH1, 20), (ETH1, 40)], "br0, the VM, the macvlan; from eth1");
-    assert!(d.announcer.next.is_none(), "all sent within 10 ms at 1,000 a second");
     // eth1's link came up moments ago: a switch may not have been forwarding on its port yet,
-    // so the round is sent once more when it surely is.
-    d.announce_due(now() + std::time::Duration::from_secs(2));
-    d.announce_due(now() + std::time::Duration::from_secs(3));
+    // so the round goes out again, up to the time it surely is.
+    let start = now();
+    for ms in (0..3000).step_by(5) {
+        d.announce_due(start + std::time::Duration::from_millis(ms));
+    }
     let rarp = |f: &Vec<u8>| f[VNET + 12..VNET + 14] == [0x80, 0x35];
-    assert_eq!(parts(&mut d).0.sent.iter().filter(|(_, f)| rarp(f)).count(), 6);
+    let sent = parts(&mut d).0.sent.iter().filter(|(_, f)| rarp(f)).count();
+    assert!(sent > 3 && sent <= 12, "{sent}");
+    assert!(d.announcer.due().is_none(), "done by then");
 }
 
 const VNET: usize = crate::net::frames::VNET_HDR_LEN;

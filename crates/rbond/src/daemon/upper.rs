@@ -16,9 +16,11 @@ use crate::net::frames;
 use crate::net::link::{Change, Link};
 
 /// A switch may not forward on a port for a moment after its link came up (Linux batches
-/// such link events for up to a second): a slave whose carrier is younger than this gets its
-/// learning frames once more when it is surely forwarding.
-const PORT_SETTLING: Duration = Duration::from_millis(1200);
+/// such link events for up to a second): a slave whose carrier is that young gets its
+/// learning frames again at these times after the link came up, the last when it is surely
+/// forwarding.
+const PORT_SETTLING: [Duration; 3] =
+    [Duration::from_millis(100), Duration::from_millis(400), Duration::from_millis(1200)];
 
 /// Learning frames waiting to go out of one slave, at the bond's `mac_announce_rate`.
 #[derive(Default)]
@@ -27,8 +29,15 @@ pub(super) struct Announcer {
     queue: VecDeque<Vec<u8>>,
     every: Duration,
     pub(super) next: Option<Instant>,
-    /// When to announce once more, for a port that had only just come up.
-    pub(super) again: Option<Instant>,
+    /// When to announce again, for a port that had only just come up (earliest first).
+    again: VecDeque<Instant>,
+}
+
+impl Announcer {
+    /// When it next has something to do.
+    pub(super) fn due(&self) -> Option<Instant> {
+        [self.next, self.again.front().copied()].into_iter().flatten().min()
+    }
 }
 
 impl Daemon {
@@ -107,8 +116,9 @@ impl Daemon {
     /// just come up. A later failover replaces them.
     pub(super) fn announce_behind(&mut self, slave: SlaveId) {
         let now = now();
-        let settled_at = self.member(slave).and_then(|m| m.carrier_since).map(|t| t + PORT_SETTLING);
-        self.announcer = Announcer { again: settled_at.filter(|at| *at > now), ..self.learning_frames(slave, now) };
+        let up_at = self.member(slave).and_then(|m| m.carrier_since);
+        let again = up_at.into_iter().flat_map(|t| PORT_SETTLING.map(|d| t + d)).filter(|at| *at > now).collect();
+        self.announcer = Announcer { again, ..self.learning_frames(slave, now) };
         self.announce_due(now);
     }
 
@@ -122,27 +132,28 @@ impl Daemon {
             queue: frames.collect(),
             every: Duration::from_secs(1) / rate.max(1),
             next: Some(now),
-            again: None,
+            again: VecDeque::new(),
         }
     }
 
     /// Sends the learning frames whose time has come.
     pub(super) fn announce_due(&mut self, now: Instant) {
         let Some(slave) = self.announcer.slave else { return };
-        if self.announcer.again.is_some_and(|at| at <= now) && self.announcer.queue.is_empty() {
-            self.announcer = self.learning_frames(slave, now);
+        if self.announcer.queue.is_empty() && self.announcer.again.front().is_some_and(|at| *at <= now) {
+            let again = std::mem::take(&mut self.announcer.again).into_iter().skip(1).collect();
+            self.announcer = Announcer { again, ..self.learning_frames(slave, now) };
         }
         while let Some(at) = self.announcer.next.filter(|at| *at <= now) {
-            let Some(frame) = self.announcer.queue.pop_front() else {
-                self.announcer.next = None;
-                return;
-            };
+            let Some(frame) = self.announcer.queue.pop_front() else { break };
             if let Err(e) = self.datapath.send(slave.0, &frame) {
                 let line = format!("{}: {}: learning frame: {e}", self.name, self.slave_name(slave));
                 self.note(Level::Warning, line);
                 self.announcer.queue.clear();
             }
             self.announcer.next = Some(at + self.announcer.every);
+        }
+        if self.announcer.queue.is_empty() {
+            self.announcer.next = None;
         }
     }
 
