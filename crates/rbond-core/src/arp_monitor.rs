@@ -56,6 +56,9 @@ impl Bond {
 
     pub(crate) fn arp_seen(&mut self, now: Instant, id: SlaveId, f: &ArpFrame) -> Result<(), Error> {
         let backup = self.require(id)?.backup;
+        if self.standby_arp(now, id, f) {
+            return Ok(());
+        }
         if !self.arp_rx_counted() || f.outgoing {
             return Ok(());
         }

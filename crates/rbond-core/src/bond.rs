@@ -64,6 +64,8 @@ pub enum Command {
     /// gives every slave the grace it gives a slave just enslaved, instead of reading the gap
     /// as silence.
     Resume,
+    /// `rbond verify`: every up slave probes its path now.
+    Verify,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +92,15 @@ pub enum Input {
     },
     /// The bond's IPv4 addresses changed.
     Addresses(Vec<Ipv4Cidr>),
+    /// The bond's IPv4 gateways changed (what the standby probes ask for without ARP targets).
+    Gateways(Vec<Ipv4Addr>),
+    /// The bond sent a broadcast (ARP, neighbour discovery) through the active slave: the
+    /// switch should flood it back in through every backup in the same segment.
+    BondBroadcast,
+    /// A frame from the bond's MAC came in through the slave.
+    Echo {
+        slave: SlaveId,
+    },
     Command(Command),
 }
 
@@ -130,6 +141,13 @@ pub enum Action {
     /// Send the host's multicast membership reports (IGMP, MLD) through the slave.
     ResendIgmp {
         slave: SlaveId,
+    },
+    /// Send an ARP probe (sender IP 0.0.0.0) for `target` out of the slave, from `mac` (the
+    /// slave's probe MAC, never the bond's), to the broadcast address.
+    SendStandbyProbe {
+        slave: SlaveId,
+        mac: Mac,
+        target: Ipv4Addr,
     },
     Log(Event),
 }
@@ -205,6 +223,8 @@ pub struct Bond {
     pub(crate) mac: Option<Mac>,
     pub(crate) mac_origin: MacOrigin,
     pub(crate) addrs: Vec<Ipv4Cidr>,
+    #[serde(default)]
+    pub(crate) gateways: Vec<Ipv4Addr>,
     /// Drained by the caller before it saves a bond, so never carried across.
     #[serde(skip)]
     pub(crate) actions: VecDeque<Action>,
@@ -234,6 +254,7 @@ impl Bond {
             mac: None,
             mac_origin: MacOrigin::Unset,
             addrs: Vec::new(),
+            gateways: Vec::new(),
             actions: VecDeque::new(),
         };
         created.into_iter().for_each(|e| bond.log(e));
@@ -287,6 +308,18 @@ impl Bond {
                 self.addrs = addrs;
                 Ok(())
             }
+            Input::Gateways(gateways) => {
+                self.gateways = gateways;
+                Ok(())
+            }
+            Input::BondBroadcast => {
+                self.bond_broadcast_sent(now);
+                Ok(())
+            }
+            Input::Echo { slave } => {
+                self.echo_seen(now, slave);
+                Ok(())
+            }
             Input::Command(cmd) => self.command(now, cmd),
         }
     }
@@ -308,7 +341,7 @@ impl Bond {
     /// idle MII bond asks for no wake-up at all: carrier changes arrive as inputs.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        [self.timers.next(), self.standby_deadline()].into_iter().flatten().min()
     }
 
     /// The next thing the bond wants done, in the order it decided them.
@@ -334,6 +367,11 @@ impl Bond {
                 (true, true) => {}
             }
         }
+        // Standby work that fell due (also while inputs kept the caller busy) is done now.
+        if self.standby_deadline().is_some_and(|at| at <= now) {
+            self.standby_tick(now);
+        }
+        self.standby_refresh(now);
     }
 
     pub(crate) fn monitor(&self) -> Monitor {

@@ -34,6 +34,7 @@ impl Bond {
             Command::SetBondMac(mac) => self.set_mac_by_admin(mac),
             Command::ReleaseAll => self.release_all(now),
             Command::Resume => self.resume(now),
+            Command::Verify => self.verify_now(now),
         }
         Ok(())
     }
@@ -62,6 +63,7 @@ impl Bond {
             }
             targets.iter().for_each(|t| s.note_target_rx(*t, now));
         }
+        self.standby_resume();
     }
 
     /// Monitors stop and pending notifications are dropped; slaves stay enslaved.

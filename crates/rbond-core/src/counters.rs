@@ -20,6 +20,9 @@ pub struct Counters {
     pub arp_probes: u64,
     /// ARP frames that counted as a sign of life (validated, or not subject to validation).
     pub arp_heard: u64,
+    /// ARP probes the standby check sent from the slaves' probe MACs.
+    #[serde(default)]
+    pub standby_probes: u64,
 }
 
 /// The bookkeeping behind the counts.

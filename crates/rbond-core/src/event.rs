@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::options::{Delay, OptionName};
+use crate::standby::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -145,6 +146,17 @@ pub enum Event {
     CannotActivate {
         slave: String,
     },
+    // rbond's own: the standby check.
+    StandbyVerdict {
+        slave: String,
+        verdict: Verdict,
+        reason: String,
+    },
+    /// A failover had nothing better than a slave whose standby path is broken.
+    ActivatingBroken {
+        slave: String,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -156,7 +168,9 @@ impl Event {
             | Event::DelayRounded { .. }
             | Event::LastArpTargetRemoved
             | Event::CannotActivate { .. }
-            | Event::ProbeBad { .. } => Level::Warning,
+            | Event::ProbeBad { .. }
+            | Event::ActivatingBroken { .. }
+            | Event::StandbyVerdict { verdict: Verdict::Broken, .. } => Level::Warning,
             _ => Level::Info,
         }
     }
@@ -291,6 +305,12 @@ impl fmt::Display for Message<'_> {
             Event::ActiveCleared => write!(f, "Clearing current active slave."),
             Event::CannotActivate { slave } => {
                 write!(f, "Could not set {slave} as active slave; either {slave} is down or the link is down.")
+            }
+            Event::StandbyVerdict { slave, verdict, reason } => {
+                write!(f, "standby path of backup interface {slave} is {}: {reason}", verdict.as_str())
+            }
+            Event::ActivatingBroken { slave, reason } => {
+                write!(f, "Warning: no better backup: making {slave} active although its standby path is broken ({reason})")
             }
         }
     }

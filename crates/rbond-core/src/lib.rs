@@ -44,6 +44,7 @@ mod peer_notify;
 mod report;
 mod select;
 mod slave;
+mod standby;
 mod time;
 mod timer;
 
@@ -58,4 +59,5 @@ pub use options::{
 };
 pub use report::{Report, SlaveReport, VERSION};
 pub use slave::{Duplex, LinkInfo, LinkState, SlaveSpec};
+pub use standby::{StandbyReport, Verdict, probe_mac};
 pub use time::Instant;

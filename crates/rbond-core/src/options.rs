@@ -82,6 +82,10 @@ const COUNT_255: &[Val] = &[val("off", 0, 0), val("maxval", 255, Val::MAX), val(
 const MISSED_MAX: &[Val] = &[val("minval", 1, Val::MIN), val("maxval", 255, Val::MAX), val("default", 2, Val::DEFAULT)];
 const ON_BY_DEFAULT: &[Val] = &[val("off", 0, 0), val("on", 1, Val::DEFAULT)];
 const OFF_BY_DEFAULT: &[Val] = &[val("off", 0, Val::DEFAULT), val("on", 1, 0)];
+const STANDBY_WINDOW: &[Val] =
+    &[val("off", 0, 0), val("maxval", 3_600_000, Val::MAX), val("default", 10_000, Val::DEFAULT)];
+const STANDBY_PROBE: &[Val] =
+    &[val("off", 0, 0), val("maxval", 3_600_000, Val::MAX), val("default", 2_000, Val::DEFAULT)];
 const RATE: &[Val] =
     &[val("minval", 1, Val::MIN), val("maxval", 1_000_000, Val::MAX), val("default", 10_000, Val::DEFAULT)];
 
@@ -210,6 +214,9 @@ pub enum OptionName {
     MinLinks,
     MacAnnounce,
     MacAnnounceRate,
+    StandbyWindow,
+    StandbyProbe,
+    StandbySelect,
 }
 
 /// What an option's value is.
@@ -359,6 +366,12 @@ pub const OPTIONS: &[OptionInfo] = &[
         "rbond's own: learning frames sent for each MAC behind the bond (bridge, macvlan) after a failover").rbond_reads().silent(),
     OptionInfo::new(O::MacAnnounceRate, "mac_announce_rate", "bond-mac-announce-rate", Values::Table(RATE),
         "rbond's own: learning frames per second at most, so thousands of MACs do not burst").rbond_reads().silent(),
+    OptionInfo::new(O::StandbyWindow, "standby_window", "bond-standby-window", Values::Table(STANDBY_WINDOW),
+        "rbond's own: a backup whose path shows no evidence for this long is broken (0 turns standby checks off)").rbond_reads().ms(),
+    OptionInfo::new(O::StandbyProbe, "standby_probe", "bond-standby-probe", Values::Table(STANDBY_PROBE),
+        "rbond's own: interval of the ARP probes each slave sends from a MAC of its own to the targets or gateway (0: passive only)").rbond_reads().ms(),
+    OptionInfo::new(O::StandbySelect, "standby_select", "bond-standby-select", Values::Table(OFF_BY_DEFAULT),
+        "rbond's own: a failover prefers a verified backup to an unverified one, and either to a broken one").rbond_reads(),
 ];
 
 impl OptionName {
@@ -496,6 +509,20 @@ pub struct Options {
     pub(crate) mac_announce: u8,
     #[serde(default = "default_rate")]
     pub(crate) mac_announce_rate: u32,
+    #[serde(default = "default_standby_window")]
+    pub(crate) standby_window: u32,
+    #[serde(default = "default_standby_probe")]
+    pub(crate) standby_probe: u32,
+    #[serde(default)]
+    pub(crate) standby_select: bool,
+}
+
+fn default_standby_window() -> u32 {
+    10_000
+}
+
+fn default_standby_probe() -> u32 {
+    2_000
 }
 
 fn default_rate() -> u32 {
@@ -530,6 +557,9 @@ impl Default for Options {
             min_links: 0,
             mac_announce: 1,
             mac_announce_rate: default_rate(),
+            standby_window: default_standby_window(),
+            standby_probe: default_standby_probe(),
+            standby_select: false,
         }
     }
 }
@@ -610,6 +640,9 @@ impl Options {
             O::MinLinks => self.min_links.to_string(),
             O::MacAnnounce => self.mac_announce.to_string(),
             O::MacAnnounceRate => self.mac_announce_rate.to_string(),
+            O::StandbyWindow => self.standby_window.to_string(),
+            O::StandbyProbe => self.standby_probe.to_string(),
+            O::StandbySelect => u8::from(self.standby_select).to_string(),
         }
     }
 
@@ -656,6 +689,9 @@ impl Options {
             O::MinLinks => self.min_links = number(raw)?,
             O::MacAnnounce => self.mac_announce = number(raw)? as u8,
             O::MacAnnounceRate => self.mac_announce_rate = number(raw)?,
+            O::StandbyWindow => self.standby_window = number(raw)?,
+            O::StandbyProbe => self.standby_probe = number(raw)?,
+            O::StandbySelect => self.standby_select = number(raw)? == 1,
             _ => return Err(OptionError::Unknown(name.as_str().to_string())),
         }
         Ok(())

@@ -11,6 +11,8 @@ use crate::bond::{Bond, SlaveId};
 use crate::mac::Mac;
 use crate::options::OptionName;
 use crate::slave::{Duplex, LinkState};
+use crate::standby::StandbyReport;
+use crate::time::Instant;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -34,6 +36,9 @@ pub struct SlaveReport {
     pub arp_rejected: u64,
     /// Frames that could not be parsed (JSON only).
     pub bad_frames: u64,
+    /// rbond's standby check, for a backup that is up.
+    #[serde(default)]
+    pub standby: Option<StandbyReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,7 +65,17 @@ fn up_down(b: bool) -> String {
 }
 
 impl Bond {
+    /// The report, with no ages (the engine has no clock of its own).
     pub fn report(&self) -> Report {
+        self.report_made(None)
+    }
+
+    /// The report as of `now`, which says how long ago each backup was last verified.
+    pub fn report_at(&self, now: Instant) -> Report {
+        self.report_made(Some(now))
+    }
+
+    fn report_made(&self, now: Option<Instant>) -> Report {
         let slaves = self
             .slaves
             .iter()
@@ -80,6 +95,7 @@ impl Bond {
                 prio: s.prio,
                 arp_rejected: s.arp_rejected,
                 bad_frames: s.bad_frames,
+                standby: Bond::standby_report(s, now),
             })
             .collect();
         Report {
@@ -154,6 +170,9 @@ impl Report {
             let _ = writeln!(t, "Link Failure Count: {}", s.link_failure_count);
             let _ = writeln!(t, "Permanent HW addr: {}", s.perm_hwaddr);
             let _ = writeln!(t, "Slave queue ID: {}", s.queue_id);
+            if let Some(st) = &s.standby {
+                let _ = writeln!(t, "Standby Path: {} ({})", st.verdict.as_str(), st.reason_text());
+            }
         }
         t
     }

@@ -73,13 +73,17 @@ impl Bond {
     fn choose_primary_or_current(&mut self) -> Option<SlaveId> {
         let curr = self.active.and_then(|a| self.slave(a));
         let curr_up = curr.filter(|c| c.link == LinkState::Up);
-        let primary = self.primary_slave().filter(|p| p.link == LinkState::Up);
+        // With `standby_select`, a failover considers only the best-verified of the slaves
+        // that are up; a working active slave is never displaced for its standby verdict.
+        let best = self.slaves.iter().filter(|s| s.link == LinkState::Up).map(|s| self.standby_rank(s)).max();
+        let eligible = |s: &Slave| s.link == LinkState::Up && (curr_up.is_some() || Some(self.standby_rank(s)) == best);
+        let primary = self.primary_slave().filter(|p| eligible(p));
         let Some(prim) = primary else {
             // No usable primary: the highest prio wins, ties going to the earliest slave. A
             // healthy active slave is only displaced by a strictly higher prio (kernels from
             // 6.0 also move to an earlier slave of equal prio: a needless failover).
             let mut hprio: Option<&Slave> = None;
-            for s in self.slaves.iter().filter(|s| s.link == LinkState::Up) {
+            for s in self.slaves.iter().filter(|s| eligible(s)) {
                 if hprio.is_none_or(|h| s.prio > h.prio) {
                     hprio = Some(s);
                 }
@@ -144,6 +148,7 @@ impl Bond {
             self.push(Action::Deactivate { slave: o });
         }
         let Some(id) = new else { return };
+        self.warn_if_broken(id);
         // A probe candidate stops being one once there is a real active slave (the kernel
         // waits for its next ARP tick; until then two slaves would claim the active state).
         self.retire_arp_candidate();

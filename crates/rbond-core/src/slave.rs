@@ -4,6 +4,8 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::standby::Standby;
+
 use crate::bond::SlaveId;
 use crate::mac::Mac;
 use crate::time::Instant;
@@ -96,6 +98,8 @@ pub(crate) struct Slave {
     /// Frames that could not be parsed.
     #[serde(default)]
     pub(crate) bad_frames: u64,
+    #[serde(default)]
+    pub(crate) standby: Standby,
 }
 
 impl Slave {
@@ -118,6 +122,7 @@ impl Slave {
             target_rx: Vec::new(),
             arp_rejected: 0,
             bad_frames: 0,
+            standby: Standby::default(),
         }
     }
 

@@ -48,6 +48,7 @@ Duplex: full
 Link Failure Count: 0
 Permanent HW addr: 00:0a:0b:0c:0d:01
 Slave queue ID: 0
+Standby Path: unverified (nothing seen yet)
 
 Slave Interface: eth1
 MII Status: up
