@@ -310,7 +310,10 @@ impl fmt::Display for Message<'_> {
                 write!(f, "standby path of backup interface {slave} is {}: {reason}", verdict.as_str())
             }
             Event::ActivatingBroken { slave, reason } => {
-                write!(f, "Warning: no better backup: making {slave} active although its standby path is broken ({reason})")
+                write!(
+                    f,
+                    "Warning: no better backup: making {slave} active although its standby path is broken ({reason})"
+                )
             }
         }
     }

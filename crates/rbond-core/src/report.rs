@@ -95,7 +95,7 @@ impl Bond {
                 prio: s.prio,
                 arp_rejected: s.arp_rejected,
                 bad_frames: s.bad_frames,
-                standby: Bond::standby_report(s, now),
+                standby: self.standby_report(s, now),
             })
             .collect();
         Report {
@@ -170,7 +170,7 @@ impl Report {
             let _ = writeln!(t, "Link Failure Count: {}", s.link_failure_count);
             let _ = writeln!(t, "Permanent HW addr: {}", s.perm_hwaddr);
             let _ = writeln!(t, "Slave queue ID: {}", s.queue_id);
-            if let Some(st) = &s.standby {
+            if let Some(st) = s.standby.as_ref().filter(|_| s.state == "backup") {
                 let _ = writeln!(t, "Standby Path: {} ({})", st.verdict.as_str(), st.reason_text());
             }
         }

@@ -39,6 +39,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// As a gauge reads it: 1 verified, 0 unverified, -1 broken.
+    pub fn score(self) -> i8 {
+        match self {
+            Verdict::Broken => -1,
+            Verdict::Unverified => 0,
+            Verdict::Verified => 1,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Broken => "broken",
@@ -111,8 +120,8 @@ impl Bond {
         self.up && self.opts.standby_window > 0
     }
 
-    /// What the active probes ask for: the ARP targets, else the gateways the caller found.
-    fn probe_targets(&self) -> &[Ipv4Addr] {
+    /// What the standby probes ask for: the ARP targets, else the gateways the caller found.
+    pub fn probe_targets(&self) -> &[Ipv4Addr] {
         if self.opts.arp_targets.is_empty() { &self.gateways } else { &self.opts.arp_targets }
     }
 
@@ -232,7 +241,8 @@ impl Bond {
             self.standby_proof(now, id, reason);
             return true;
         }
-        let from_active = self.active.and_then(|a| self.slave(a)).is_some_and(|a| probe_mac(a.perm_mac) == f.sender_mac);
+        let from_active =
+            self.active.and_then(|a| self.slave(a)).is_some_and(|a| probe_mac(a.perm_mac) == f.sender_mac);
         if from_active && s.standby.judged {
             let reason = format!("{}'s probes come back through it", self.name);
             self.standby_proof(now, id, reason);
@@ -281,13 +291,17 @@ impl Bond {
         self.log(Event::ActivatingBroken { slave, reason });
     }
 
-    /// The standby check of a slave as reports show it: only backups that are up are judged.
-    pub(crate) fn standby_report(s: &Slave, now: Option<Instant>) -> Option<StandbyReport> {
-        s.standby.judged.then(|| StandbyReport {
-            verdict: s.standby.verdict,
-            reason: s.standby.reason.clone(),
-            last_ok_ms_ago: s.standby.last_ok.zip(now).map(|(t, now)| now.saturating_since(t).as_millis() as u64),
-        })
+    /// The standby check of a slave as reports show it: backups that are up are judged; the
+    /// active slave shows what its own probes found (verified while a reply is recent).
+    pub(crate) fn standby_report(&self, s: &Slave, now: Option<Instant>) -> Option<StandbyReport> {
+        let ago = s.standby.last_ok.zip(now).map(|(t, now)| now.saturating_since(t).as_millis() as u64);
+        let verdict = match (s.standby.judged, self.active == Some(s.id)) {
+            (true, _) => s.standby.verdict,
+            (false, true) if ago.is_some_and(|ms| ms < u64::from(self.opts.standby_window)) => Verdict::Verified,
+            (false, true) if self.standby_on() => Verdict::Unverified,
+            _ => return None,
+        };
+        Some(StandbyReport { verdict, reason: s.standby.reason.clone(), last_ok_ms_ago: ago })
     }
 }
 

@@ -50,7 +50,7 @@ fn passive(pairs: &[(&str, &str)]) -> Sim {
 #[test]
 fn a_backup_that_sees_the_bonds_broadcasts_is_verified_and_one_that_does_not_is_broken() {
     let mut sim = passive(&[]);
-    assert_eq!(verdict(&sim, "eth0"), None, "the active slave is not judged");
+    assert_eq!(verdict(&sim, "eth0"), Some((Verdict::Unverified, "nothing seen yet".into())), "active: no probe yet");
     assert_eq!(verdict(&sim, "eth1"), Some((Verdict::Unverified, "nothing seen yet".into())));
     sim.after(1000);
     assert_eq!(sim.bond.poll_timeout(), None, "nothing owed, nothing to wake for");
@@ -58,8 +58,18 @@ fn a_backup_that_sees_the_bonds_broadcasts_is_verified_and_one_that_does_not_is_
     sim.input(Input::BondBroadcast).unwrap();
     sim.after(1).input(Input::Echo { slave: id("eth1") }).unwrap();
     sim.after(500);
-    assert_eq!(verdict(&sim, "eth1"), Some((Verdict::Verified, "bond0's broadcasts come back through it, 0.5 s ago".into())));
-    assert_eq!(sim.take_log(), [(1001, "bond0: standby path of backup interface eth1 is verified: bond0's broadcasts come back through it".to_string())]);
+    assert_eq!(
+        verdict(&sim, "eth1"),
+        Some((Verdict::Verified, "bond0's broadcasts come back through it, 0.5 s ago".into()))
+    );
+    assert_eq!(
+        sim.take_log(),
+        [(
+            1001,
+            "bond0: standby path of backup interface eth1 is verified: bond0's broadcasts come back through it"
+                .to_string()
+        )]
+    );
 
     // eth1 is moved to a segment where nothing of the bond's reaches it: its link stays up.
     sim.input(Input::BondBroadcast).unwrap();
@@ -69,7 +79,11 @@ fn a_backup_that_sees_the_bonds_broadcasts_is_verified_and_one_that_does_not_is_
     sim.after(1);
     assert_eq!(
         sim.take_log(),
-        [(3501, "bond0: standby path of backup interface eth1 is broken: none of 2 broadcasts bond0 sent came back".to_string())]
+        [(
+            3501,
+            "bond0: standby path of backup interface eth1 is broken: none of 2 broadcasts bond0 sent came back"
+                .to_string()
+        )]
     );
     assert_eq!(sim.slave_sysfs("eth1", "mii_status"), "up", "the link itself is fine");
     let text = sim.bond.report_at(sim.now).proc_text();
@@ -99,7 +113,11 @@ fn verdicts_follow_the_roles() {
             == "bond0: Warning: no better backup: making eth1 active although its standby path is broken (none of 1 broadcasts bond0 sent came back)"),
         "a failover into a broken path is said loudly"
     );
-    assert_eq!(verdict(&sim, "eth1"), None, "now active");
+    assert_eq!(
+        verdict(&sim, "eth1"),
+        Some((Verdict::Unverified, "nothing seen yet".into())),
+        "now active: judged afresh"
+    );
     assert_eq!(verdict(&sim, "eth0"), None, "its link is down");
     sim.carrier("eth0", true);
     sim.after(100);
@@ -136,11 +154,18 @@ fn probes_go_from_every_up_slave_from_a_mac_of_its_own_jittered() {
 
     sim.input(reply_to_probe("eth1")).unwrap();
     assert_eq!(verdict(&sim, "eth1").unwrap(), (Verdict::Verified, "a reply from 192.0.2.254, 0.0 s ago".into()));
+    sim.input(reply_to_probe("eth0")).unwrap();
+    assert_eq!(
+        verdict(&sim, "eth0").unwrap(),
+        (Verdict::Verified, "a reply from 192.0.2.254, 0.0 s ago".into()),
+        "the active slave's own probe"
+    );
 }
 
 #[test]
 fn arp_targets_are_probed_in_turn_and_replies_to_probes_are_no_sign_of_life() {
-    let mut sim = Sim::new(&[("arp_interval", "100"), ("arp_ip_target", "192.0.2.254,192.0.2.10"), ("standby_probe", "500")]);
+    let mut sim =
+        Sim::new(&[("arp_interval", "100"), ("arp_ip_target", "192.0.2.254,192.0.2.10"), ("standby_probe", "500")]);
     sim.arp_peer = Some(GATEWAY);
     sim.cmd(rbond_core::Command::Up).unwrap();
     sim.enslave("eth0", true).unwrap();
@@ -199,10 +224,8 @@ fn standby_select_skips_a_broken_backup_and_prefers_a_verified_one() {
 
 #[test]
 fn standby_select_never_blocks_a_failover_nor_moves_a_working_active_slave() {
-    let mut sim = Sim::running(
-        &[("miimon", "100"), ("standby_window", "2000"), ("standby_select", "1")],
-        &["eth0", "eth1"],
-    );
+    let mut sim =
+        Sim::running(&[("miimon", "100"), ("standby_window", "2000"), ("standby_select", "1")], &["eth0", "eth1"]);
     sim.input(Input::BondBroadcast).unwrap();
     sim.after(2000);
     assert_eq!(verdict(&sim, "eth1").unwrap().0, Verdict::Broken);

@@ -100,7 +100,10 @@ fn bond_datapath_is_rbonds_own_option() {
     assert_eq!(b.datapath.as_deref(), Some("userspace"));
     let bad =
         bond_config(&parse("iface bond0 inet manual\n bond-slaves eth0\n bond-datapath fast\n"), "bond0").unwrap_err();
-    assert_eq!(bad.to_string(), "/etc/network/interfaces:3: bond-datapath fast: expected auto, kernel, kernel-tc or userspace");
+    assert_eq!(
+        bad.to_string(),
+        "/etc/network/interfaces:3: bond-datapath fast: expected auto, kernel, kernel-tc or userspace"
+    );
 }
 
 #[test]

@@ -156,10 +156,18 @@ fn fifty_kills_at_random_moments_lose_nothing() {
         .filter(|(_, (a, b))| record.window(*a, *b).lost > 0)
         .map(|(i, (a, b))| {
             let lost: Vec<Duration> = (0..record.sent.len())
-                .filter(|s| record.sent[*s] >= *a && record.sent[*s] < *b && !record.arrivals.contains_key(&(*s as u32)))
+                .filter(|s| {
+                    record.sent[*s] >= *a && record.sent[*s] < *b && !record.arrivals.contains_key(&(*s as u32))
+                })
                 .map(|s| record.sent[s])
                 .collect();
-            format!("round {i}: killed at {:?}, {} lost from {:?} to {:?}", kills[i], lost.len(), lost[0], lost[lost.len() - 1])
+            format!(
+                "round {i}: killed at {:?}, {} lost from {:?} to {:?}",
+                kills[i],
+                lost.len(),
+                lost[0],
+                lost[lost.len() - 1]
+            )
         })
         .collect();
     assert_eq!(lost, 0, "{losses:#?}");

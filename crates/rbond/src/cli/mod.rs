@@ -149,6 +149,16 @@ enum Cmd {
         /// The bond.
         bond: String,
     },
+    /// Check every slave's path now, without changing anything: each up slave sends one ARP
+    /// probe from a MAC of its own; a table of what came back; exit 0 every path verified, 1
+    /// WARNING (nothing to go by), 2 CRITICAL (a path broken or down), 3 UNKNOWN.
+    Verify {
+        /// The bond.
+        bond: String,
+        /// How long to wait for replies, in seconds.
+        #[arg(long, default_value_t = 2.0)]
+        wait: f64,
+    },
     /// Print the bond's log lines; with --follow, keep printing new ones.
     Events {
         /// The bond.
@@ -325,9 +335,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Daemon::start(cfg)?.run()?;
         }
         Cmd::Supervise { args, watchdog, min_uptime, max_failed_starts, daemon_bin } => {
-            let seconds = |s: f64, what: &str| {
-                Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("--{what} {s}: not a number of seconds"))
-            };
             let o = supervise::Options {
                 bin: daemon_bin.unwrap_or_else(self_exe),
                 run_dir: cli.run_dir.clone(),
@@ -345,6 +352,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Check { bond } => {
             let (verdict, line) = crate::monitor::check::verdict(&bond, Client::new(dir, &bond).status());
             println!("{line}");
+            return Ok(verdict as u8);
+        }
+        Cmd::Verify { bond, wait } => {
+            let (verdict, text) = crate::monitor::verify::run(&Client::new(dir, &bond), &bond, seconds(wait, "wait")?);
+            print!("{text}");
             return Ok(verdict as u8);
         }
         Cmd::Completions { shell } => {
@@ -469,4 +481,9 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A duration given in seconds on the command line.
+fn seconds(s: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("--{what} {s}: not a number of seconds"))
 }

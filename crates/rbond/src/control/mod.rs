@@ -54,6 +54,9 @@ pub enum Request {
     Restart,
     /// Release every slave and stop.
     Down,
+    /// Every up slave probes its path now (`rbond verify`); the answer names what is probed
+    /// (empty: no target or gateway, only the passive check).
+    Verify,
 }
 
 /// One line of the bond's log.

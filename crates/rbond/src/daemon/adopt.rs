@@ -110,17 +110,19 @@ impl Daemon {
     /// Attaches each member still present under its name; one that cannot be attached is
     /// released. Gone and renamed ones are left to `catch_up`, which releases them saying so.
     fn take_back_members(&mut self) {
-        let present: Vec<(u32, String)> = self
+        let present: Vec<(u32, String, rbond_core::Mac)> = self
             .members
             .iter()
             .filter(|m| self.net.link(m.id.0).is_ok_and(|l| l.name == m.name))
-            .map(|m| (m.id.0, m.name.clone()))
+            .map(|m| (m.id.0, m.name.clone(), m.saved.mac))
             .collect();
-        for (ifindex, name) in present {
+        for (ifindex, name, mac) in present {
             if let Err(e) = self.datapath.attach(&Port { ifindex, name: name.clone() }) {
                 self.note(Level::Warning, format!("{}: {name}: cannot take it back ({e}), releasing it", self.name));
                 let _ = self.release(&name);
+                continue;
             }
+            self.hear_probe_replies(rbond_core::SlaveId(ifindex), mac);
         }
     }
 

@@ -28,6 +28,8 @@ enum Token {
 }
 
 const BOND_SOURCE: u32 = 0;
+/// No interface has this index.
+const SENT_SOURCE: u32 = u32::MAX;
 
 impl Token {
     fn encode(self) -> u64 {
@@ -52,11 +54,16 @@ impl Token {
         match s {
             Source::Bond => Token::Datapath(BOND_SOURCE),
             Source::Slave(i) => Token::Datapath(i),
+            Source::Sent => Token::Datapath(SENT_SOURCE),
         }
     }
 
     fn source(i: u32) -> Source {
-        if i == BOND_SOURCE { Source::Bond } else { Source::Slave(i) }
+        match i {
+            BOND_SOURCE => Source::Bond,
+            SENT_SOURCE => Source::Sent,
+            _ => Source::Slave(i),
+        }
     }
 }
 
@@ -207,7 +214,7 @@ impl Daemon {
                 for ev in &events.links {
                     self.link_event(ev);
                 }
-                if events.addresses.contains(&self.index) {
+                if events.addresses.contains(&self.index) || events.routes {
                     self.read_addresses();
                 }
             }
@@ -215,11 +222,13 @@ impl Daemon {
             Token::Client(id) => self.serve(id),
             Token::Datapath(i) => {
                 let mut seen: Vec<(u32, Seen)> = Vec::new();
+                // Other traffic matters to the ARP monitor, and to the standby check when it
+                // comes from the bond (flooded back in through a backup).
                 let arp_monitor = self.engine.options().arp_interval() > 0;
-                self.datapath.on_readable(Token::source(i), &mut |slave, what| {
-                    if what != Seen::Other || arp_monitor {
-                        seen.push((slave, what));
-                    }
+                let bond_mac = self.engine.mac();
+                self.datapath.on_readable(Token::source(i), &mut |slave, what| match what {
+                    Seen::Other { from } if !arp_monitor && Some(from) != bond_mac => {}
+                    _ => seen.push((slave, what)),
                 });
                 for (slave, what) in seen {
                     self.frame_seen(slave, what);
@@ -260,7 +269,7 @@ impl Daemon {
         }
     }
 
-    /// bond0's IPv4 addresses, for the ARP monitor's probe sources and validation.
+    /// bond0's IPv4 addresses and gateways, for the ARP monitor and the standby probes.
     pub(super) fn read_addresses(&mut self) {
         let v4 = self
             .net
@@ -273,6 +282,8 @@ impl Daemon {
             })
             .collect();
         let _ = self.engine.handle(now(), Input::Addresses(v4));
+        let gateways = self.net.gateways(self.index).unwrap_or_default();
+        let _ = self.engine.handle(now(), Input::Gateways(gateways));
     }
 }
 

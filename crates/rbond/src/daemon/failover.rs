@@ -22,7 +22,7 @@ impl Daemon {
     pub(super) fn apply_actions(&mut self) {
         let (mut changed, mut counted) = (false, false);
         while let Some(action) = self.engine.poll_action() {
-            changed |= !matches!(action, Action::SendArpProbe { .. });
+            changed |= !matches!(action, Action::SendArpProbe { .. } | Action::SendStandbyProbe { .. });
             counted = true;
             for problem in self.apply(action) {
                 let line = format!("{}: {problem}", self.name);
@@ -80,6 +80,10 @@ impl Daemon {
                     );
                 }
             }
+            Action::SendStandbyProbe { slave, mac, target } => check(
+                format!("{}: send standby probe", self.slave_name(slave)),
+                self.datapath.send(slave.0, &frames::arp_probe(mac, std::net::Ipv4Addr::UNSPECIFIED, target)),
+            ),
             Action::NotifyPeers { slave } => problems.extend(self.notify_peers(slave)),
             Action::ResendIgmp { slave } => problems.extend(self.resend_memberships(slave)),
             Action::Log(e) => self.log.event(e),

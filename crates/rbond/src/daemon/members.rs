@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::logger::Logger;
 use super::state::SavedSlave;
 use super::{Daemon, now};
-use crate::datapath::{Port, Seen};
+use crate::datapath::{Membership, Port, Seen};
 use crate::net::link::{Change, Link};
 use crate::net::watch::LinkEvent;
 use crate::net::{Netdev, carrier_events_may_lag, ctx};
@@ -113,6 +113,7 @@ impl Daemon {
         let id = SlaveId(i);
         let spec = SlaveSpec { id, name: name.to_string(), mac: saved.mac, link: LinkInfo::down() };
         self.engine.handle(now(), Input::Enslave(spec))?;
+        self.hear_probe_replies(id, saved.mac);
         let link = self.net.link(i).unwrap_or_default();
         Ok(Member {
             name: name.to_string(),
@@ -124,6 +125,16 @@ impl Daemon {
             poll_link: carrier_events_may_lag(&Link { index: i, ..link }),
             last_rx_note: None,
         })
+    }
+
+    /// A NIC that filters unicast would drop the replies to the slave's standby probes: its
+    /// probe MAC joins the slave's address list for as long as the slave's socket is open.
+    pub(super) fn hear_probe_replies(&mut self, slave: SlaveId, own_mac: Mac) {
+        let probe = Membership::Unicast(rbond_core::probe_mac(own_mac).0);
+        if let Err(e) = self.datapath.membership(slave.0, probe, true) {
+            let line = format!("{}: slave {}: standby probe replies may not be heard: {e}", self.name, slave.0);
+            self.note(Level::Warning, line);
+        }
     }
 
     /// Takes a slave out: it leaves the member list before the engine's actions are carried
@@ -181,14 +192,24 @@ impl Daemon {
     }
 
     /// Shows a received frame to the engine: ARP and malformed frames always, other traffic
-    /// at most every 10 ms.
+    /// at most every 10 ms; a frame from the bond's own MAC on a backup is its echo, and a
+    /// broadcast seen leaving the active slave is owed one by every backup.
     pub(super) fn frame_seen(&mut self, ifindex: u32, what: Seen) {
         let now = now();
         let slave = SlaveId(ifindex);
+        let from_bond = match what {
+            Seen::Arp(f) => Some(f.sender_mac),
+            Seen::Other { from } => Some(from),
+            _ => None,
+        };
+        if from_bond.is_some() && from_bond == self.engine.mac() && self.engine.active() != Some(slave) {
+            let _ = self.engine.handle(now, Input::Echo { slave });
+        }
         let input = match what {
             Seen::Arp(frame) => Input::Arp { slave, frame },
             Seen::Malformed => Input::BadFrame { slave },
-            Seen::Other => {
+            Seen::Sent => Input::BondBroadcast,
+            Seen::Other { .. } => {
                 let Some(m) = self.members.iter_mut().find(|m| m.id == slave) else { return };
                 if m.last_rx_note.is_some_and(|t| now.saturating_since(t) < RX_NOTE_EVERY) {
                     return;

@@ -70,6 +70,11 @@ impl Daemon {
                 self.life.restart = true;
                 Reply::Restarting { pid: std::process::id(), generation: self.life.generation }
             }
+            Request::Verify => {
+                self.engine.handle(now, Input::Command(Command::Verify))?;
+                let targets: Vec<String> = self.engine.probe_targets().iter().map(|t| t.to_string()).collect();
+                Reply::Value { value: targets.join(" ") }
+            }
             Request::Down => {
                 self.life.stop = Some(format!("{}: stopping on request", self.name));
                 Reply::Done
@@ -78,7 +83,7 @@ impl Daemon {
     }
 
     pub(super) fn status(&self) -> Status {
-        let report = self.engine.report();
+        let report = self.engine.report_at(now());
         Status {
             text: report.proc_text(),
             report,

@@ -2,7 +2,8 @@
 //! [`Datapath`] trait: the kernel datapath, where two BPF programs on tc hooks redirect frames
 //! and the daemon only steers, and the userspace datapath, where the daemon copies frames
 //! between the TAP and the slaves' packet sockets. Both give the daemon what the monitors need
-//! to see (ARP and neighbour discovery on every slave) and a way to send frames of its own.
+//! to see (ARP and neighbour discovery on every slave, the bond's broadcasts leaving the
+//! active one) and a way to send frames of its own.
 
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -10,6 +11,7 @@ use std::os::fd::BorrowedFd;
 pub mod bond_device;
 pub mod hook;
 pub mod kernel;
+pub mod sent_watch;
 pub mod slave_socket;
 pub mod userspace;
 
@@ -30,6 +32,8 @@ pub enum Source {
     Bond,
     /// A slave's packet socket, by the slave's ifindex.
     Slave(u32),
+    /// The watch on what leaves the active slave.
+    Sent,
 }
 
 /// The two implementations, by name (what a successor must reopen).

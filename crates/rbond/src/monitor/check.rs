@@ -1,11 +1,12 @@
 //! `rbond check BOND`: the verdict monitoring plugins expect (the Nagios plugin convention
 //! Icinga and Checkmk follow too): one status line with performance data, and the exit code
-//! 0 OK, 1 WARNING (running on fewer slaves than it has, or not on its primary), 2 CRITICAL
+//! 0 OK, 1 WARNING (running on fewer slaves than it has, not on its primary, or with a
+//! backup whose standby path is broken), 2 CRITICAL
 //! (no active slave), 3 UNKNOWN (no daemon answers).
 
 use crate::control::Status;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verdict {
     Ok = 0,
     Warning = 1,
@@ -14,7 +15,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn word(self) -> &'static str {
+    pub fn word(self) -> &'static str {
         match self {
             Verdict::Ok => "OK",
             Verdict::Warning => "WARNING",
@@ -44,7 +45,17 @@ pub fn verdict(bond: &str, answer: anyhow::Result<Status>) -> (Verdict, String) 
     if let Some(p) = off_primary {
         what.push_str(&format!("; the primary {p} is not active"));
     }
-    let v = match (&r.active_slave, down.is_empty() && off_primary.is_none()) {
+    let broken: Vec<String> = r
+        .slaves
+        .iter()
+        .filter(|sl| sl.state == "backup")
+        .filter_map(|sl| sl.standby.as_ref().filter(|st| st.verdict == rbond_core::Verdict::Broken).map(|st| (sl, st)))
+        .map(|(sl, st)| format!("{} ({})", sl.name, st.reason))
+        .collect();
+    if !broken.is_empty() {
+        what.push_str(&format!("; standby path broken: {}", broken.join(", ")));
+    }
+    let v = match (&r.active_slave, down.is_empty() && off_primary.is_none() && broken.is_empty()) {
         (None, _) => Verdict::Critical,
         (Some(_), false) => Verdict::Warning,
         (Some(_), true) => Verdict::Ok,

@@ -65,6 +65,13 @@ pub fn render(s: &Status) -> String {
             f.sample(&[("master", bond), ("slave", &sl.name), ("state", state)], u8::from(state == now));
         }
     }
+    let help = "The standby check of each backup that is up: 1 verified, 0 unverified, -1 broken.";
+    let mut f = family(&mut out, "rbond_slave_standby_ok", "gauge", help);
+    for sl in r.slaves.iter().filter(|sl| sl.state == "backup") {
+        if let Some(st) = &sl.standby {
+            f.sample(&[("master", bond), ("slave", &sl.name)], st.verdict.score());
+        }
+    }
     let per_slave: [(&'static str, &str, SlaveCount); 3] = [
         ("rbond_slave_link_failures_total", "Committed link failures of the slave (its Link Failure Count).", |sl| {
             u64::from(sl.link_failure_count)
@@ -97,6 +104,11 @@ pub fn render(s: &Status) -> String {
         ),
         ("rbond_arp_probes_total", "ARP monitor probes sent.", c.arp_probes),
         ("rbond_arp_replies_total", "ARP frames the ARP monitor counted as a sign of life.", c.arp_heard),
+        (
+            "rbond_standby_probes_total",
+            "ARP probes the standby check sent from the slaves' own MACs.",
+            c.standby_probes,
+        ),
         ("rbond_restarts_total", "Restarts of the daemon in place (rbond restart).", u64::from(s.generation)),
         ("rbond_adoptions_total", "Times a new daemon took the bond over from one that died.", u64::from(s.adoptions)),
     ];

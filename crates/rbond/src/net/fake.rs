@@ -28,6 +28,8 @@ pub struct FakeNetdev {
     pub fdb: Vec<FdbEntry>,
     /// Multicast groups joined, by interface name.
     pub groups: BTreeMap<String, (Vec<Ipv4Addr>, Vec<Ipv6Addr>)>,
+    /// IPv4 gateways of routes, by interface index.
+    pub gateways: BTreeMap<u32, Vec<Ipv4Addr>>,
 }
 
 impl FakeNetdev {
@@ -117,5 +119,8 @@ impl Netdev for FakeNetdev {
     }
     fn groups(&mut self, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
         self.groups.get(name).cloned().unwrap_or_default()
+    }
+    fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>> {
+        Ok(self.gateways.get(&index).cloned().unwrap_or_default())
     }
 }

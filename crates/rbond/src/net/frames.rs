@@ -154,17 +154,21 @@ pub fn mld_report(src: Mac, ip: Ipv6Addr, groups: &[Ipv6Addr]) -> Vec<u8> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     Arp(ArpFrame),
-    /// Any other well-formed frame.
-    Other,
+    /// Any other well-formed frame, by its source MAC.
+    Other {
+        from: Mac,
+    },
     /// Shorter than an Ethernet header, or ARP that does not parse.
     Malformed,
+    /// The bond sent a broadcast through the slave (watched leaving, not received).
+    Sent,
 }
 
 pub fn inspect(frame: &[u8]) -> Seen {
     match (frame.get(12..14), parse_arp(frame, false)) {
         (_, Some(arp)) => Seen::Arp(arp),
         (Some([0x08, 0x06]), None) | (None, _) => Seen::Malformed,
-        (Some(_), None) => Seen::Other,
+        (Some(_), None) => Seen::Other { from: Mac(frame[6..12].try_into().unwrap_or_default()) },
     }
 }
 
@@ -222,7 +226,7 @@ mod tests {
         assert_eq!(inspect(&eth[..10]), Seen::Malformed, "no Ethernet header");
         let mut ipv4 = eth.to_vec();
         ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
-        assert_eq!(inspect(&ipv4), Seen::Other);
+        assert_eq!(inspect(&ipv4), Seen::Other { from: Mac(ipv4[6..12].try_into().unwrap()) });
     }
 
     #[test]

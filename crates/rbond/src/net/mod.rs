@@ -8,6 +8,7 @@ pub mod address;
 pub mod behind;
 pub mod frames;
 pub mod link;
+pub mod route;
 pub mod rtnl;
 pub mod tc;
 pub mod watch;
@@ -42,6 +43,8 @@ pub trait Netdev: std::any::Any {
     fn fdb(&mut self) -> io::Result<Vec<FdbEntry>>;
     /// The multicast groups the interface has joined.
     fn groups(&mut self, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>);
+    /// The IPv4 gateways of routes out of the interface.
+    fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>>;
 }
 
 /// Whether the kernel may hold back this device's carrier events (up to a second when they
@@ -106,6 +109,9 @@ impl Netdev for System {
     fn groups(&mut self, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         (behind::ipv4_groups(&read("/proc/net/igmp"), name), behind::ipv6_groups(&read("/proc/net/igmp6"), name))
+    }
+    fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>> {
+        self.rtnl.gateways(index)
     }
 }
 

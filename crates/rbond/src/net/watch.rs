@@ -1,5 +1,5 @@
 //! Events from rtnetlink: links that change (carrier, MTU, promiscuity, renames), links that
-//! go away, and address changes (which only say "look again").
+//! go away, and address and IPv4 route changes (which only say "look again").
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -24,6 +24,8 @@ pub struct Events {
     pub links: Vec<LinkEvent>,
     /// Interfaces whose addresses changed.
     pub addresses: Vec<u32>,
+    /// Some IPv4 route changed.
+    pub routes: bool,
 }
 
 pub struct Watch {
@@ -41,7 +43,7 @@ fn about_the_device(family: AddressFamily) -> bool {
 impl Watch {
     pub fn open() -> io::Result<Watch> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
-        let groups = libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR;
+        let groups = libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR | libc::RTMGRP_IPV4_ROUTE;
         sock.bind(&SocketAddr::new(0, groups as u32))?;
         sock.set_non_blocking(true)?;
         sock.set_rx_buf_sz(1 << 20)?;
@@ -68,6 +70,7 @@ impl Watch {
                     RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => {
                         out.addresses.push(a.header.index)
                     }
+                    RouteNetlinkMessage::NewRoute(_) | RouteNetlinkMessage::DelRoute(_) => out.routes = true,
                     _ => {}
                 }
             }

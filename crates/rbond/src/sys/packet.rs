@@ -38,10 +38,7 @@ fn setsockopt<T>(fd: BorrowedFd<'_>, level: libc::c_int, opt: libc::c_int, v: &T
 /// A raw packet socket bound to `ifindex`, non-blocking, with 4 MiB buffers, that does not
 /// see its own frames. With `vnet`, every frame carries a virtio-net header.
 pub fn open(ifindex: u32, vnet: bool) -> io::Result<OwnedFd> {
-    let flags = libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: socket(2) takes integers only; a non-negative result is a new descriptor that
-    // nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(cvt_int(libc::socket(libc::AF_PACKET, flags, 0))?) };
+    let fd = socket()?;
     let one: libc::c_int = 1;
     setsockopt(fd.as_fd(), libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one)?;
     if vnet {
@@ -49,6 +46,26 @@ pub fn open(ifindex: u32, vnet: bool) -> io::Result<OwnedFd> {
     }
     setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &BUFFER)?;
     setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &BUFFER)?;
+    bind(fd, ifindex)
+}
+
+/// A raw packet socket bound to `ifindex` that sees what leaves the interface too, through
+/// the classic BPF filter `code` from its first frame on (a socket receives nothing before
+/// it is bound).
+pub fn open_filtered(ifindex: u32, code: &[libc::sock_filter]) -> io::Result<OwnedFd> {
+    let fd = socket()?;
+    attach_filter(fd.as_fd(), code)?;
+    bind(fd, ifindex)
+}
+
+fn socket() -> io::Result<OwnedFd> {
+    let flags = libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket(2) takes integers only; a non-negative result is a new descriptor that
+    // nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(cvt_int(libc::socket(libc::AF_PACKET, flags, 0))?) })
+}
+
+fn bind(fd: OwnedFd, ifindex: u32) -> io::Result<OwnedFd> {
     // SAFETY: sockaddr_ll is plain data for which zero is valid.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;

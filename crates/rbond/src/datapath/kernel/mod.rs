@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::bond_device::BondDevice;
 use super::hook::{AttachMode, Hook, Hooked, Hooks};
+use super::sent_watch::SentWatch;
 use super::slave_socket::{Membership, SlaveSocket};
 use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
 use crate::keep::Kept;
@@ -41,6 +42,7 @@ pub struct KernelDatapath {
     /// What a predecessor left (handed over or pinned), taken as it is needed.
     kept: Kept,
     buf: Vec<u8>,
+    sent: SentWatch,
 }
 
 impl KernelDatapath {
@@ -80,6 +82,7 @@ impl KernelDatapath {
             slaves: BTreeMap::new(),
             kept,
             buf: vec![0; 2048],
+            sent: SentWatch::default(),
         })
     }
 
@@ -132,6 +135,7 @@ impl Datapath for KernelDatapath {
     }
 
     fn detach(&mut self, ifindex: u32) {
+        self.sent.forget(ifindex);
         let pin = slave_fd_name("ingress", ifindex);
         match self.slaves.remove(&ifindex) {
             Some(s) => self.hooks.unhook(&self.kept, &pin, ifindex, Hook::Ingress, s.hooked),
@@ -140,7 +144,8 @@ impl Datapath for KernelDatapath {
     }
 
     fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()> {
-        bpf::map_set(self.map.as_fd(), programs::KEY_ACTIVE as u32, ifindex.unwrap_or(0))
+        bpf::map_set(self.map.as_fd(), programs::KEY_ACTIVE as u32, ifindex.unwrap_or(0))?;
+        self.sent.follow(ifindex)
     }
 
     fn send(&mut self, ifindex: u32, frame: &[u8]) -> io::Result<()> {
@@ -152,11 +157,16 @@ impl Datapath for KernelDatapath {
     }
 
     fn sources(&self) -> Vec<(Source, BorrowedFd<'_>)> {
-        self.slaves.iter().map(|(i, s)| (Source::Slave(*i), s.sock.as_fd())).collect()
+        let slaves = self.slaves.iter().map(|(i, s)| (Source::Slave(*i), s.sock.as_fd()));
+        slaves.chain(self.sent.source()).collect()
     }
 
     fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen)) {
-        let Source::Slave(ifindex) = source else { return };
+        let ifindex = match source {
+            Source::Slave(i) => i,
+            Source::Sent => return self.sent.drain(seen),
+            Source::Bond => return,
+        };
         let Some(s) = self.slaves.get(&ifindex) else { return };
         // Only monitor frames pass the socket's filter; a handful per interval.
         for _ in 0..64 {

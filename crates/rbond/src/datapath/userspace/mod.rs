@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use super::bond_device::BondDevice;
 use super::hook::{AttachMode, Hook, Hooked, Hooks};
 use super::kernel::programs;
+use super::sent_watch::SentWatch;
 use super::slave_socket::{Membership, SlaveSocket};
 use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
 use crate::keep::Kept;
@@ -40,6 +41,7 @@ pub struct UserspaceDatapath {
     deliver_backups: bool,
     kept: Kept,
     batch: Batch,
+    sent: SentWatch,
 }
 
 impl UserspaceDatapath {
@@ -66,6 +68,7 @@ impl UserspaceDatapath {
             deliver_backups,
             kept,
             batch: Batch::default(),
+            sent: SentWatch::default(),
         })
     }
 
@@ -145,6 +148,7 @@ impl Datapath for UserspaceDatapath {
     }
 
     fn detach(&mut self, ifindex: u32) {
+        self.sent.forget(ifindex);
         let pin = slave_fd_name("ingress", ifindex);
         match self.slaves.remove(&ifindex) {
             Some(s) => self.hooks.unhook(&self.kept, &pin, ifindex, Hook::Ingress, s.hooked),
@@ -157,7 +161,7 @@ impl Datapath for UserspaceDatapath {
 
     fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()> {
         self.active = ifindex;
-        Ok(())
+        self.sent.follow(ifindex)
     }
 
     fn send(&mut self, ifindex: u32, frame: &[u8]) -> io::Result<()> {
@@ -170,13 +174,14 @@ impl Datapath for UserspaceDatapath {
 
     fn sources(&self) -> Vec<(Source, BorrowedFd<'_>)> {
         let slaves = self.slaves.iter().map(|(i, s)| (Source::Slave(*i), s.sock.as_fd()));
-        std::iter::once((Source::Bond, self.tap.as_fd())).chain(slaves).collect()
+        std::iter::once((Source::Bond, self.tap.as_fd())).chain(slaves).chain(self.sent.source()).collect()
     }
 
     fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen)) {
         match source {
             Source::Bond => self.pump_bond(),
             Source::Slave(i) => self.pump_slave(i, seen),
+            Source::Sent => self.sent.drain(seen),
         }
     }
 
