@@ -23,6 +23,9 @@ pub struct Counters {
     /// ARP probes the standby check sent from the slaves' probe MACs.
     #[serde(default)]
     pub standby_probes: u64,
+    /// Changes of a backup's standby verdict.
+    #[serde(default)]
+    pub standby_changes: u64,
 }
 
 /// The bookkeeping behind the counts.

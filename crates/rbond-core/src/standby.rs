@@ -67,14 +67,10 @@ pub struct StandbyReport {
 }
 
 impl StandbyReport {
-    /// The reason, with the age of the last evidence when known ("a reply from 10.0.0.1,
-    /// 1.2 s ago").
-    pub fn reason_text(&self) -> String {
-        let reason = if self.reason.is_empty() { "nothing seen yet" } else { self.reason.as_str() };
-        match self.last_ok_ms_ago {
-            Some(ms) if self.verdict == Verdict::Verified => format!("{reason}, {:.1} s ago", ms as f64 / 1000.0),
-            _ => reason.to_string(),
-        }
+    /// The reason as the report prints it (without the age, so the text changes only when
+    /// the verdict or its reason does).
+    pub fn reason_text(&self) -> &str {
+        if self.reason.is_empty() { "nothing seen yet" } else { self.reason.as_str() }
     }
 }
 
@@ -262,12 +258,17 @@ impl Bond {
         }
     }
 
+    /// Records a new verdict. Only a path that breaks or mends is logged: a backup verified
+    /// for the first time, or unverified for a quiet while, is routine.
     fn standby_verdict(&mut self, id: SlaveId, verdict: Verdict, reason: String) {
         let Some(s) = self.slave_mut(id) else { return };
-        s.standby.verdict = verdict;
+        let was = std::mem::replace(&mut s.standby.verdict, verdict);
         s.standby.reason = reason.clone();
         let slave = s.name.clone();
-        self.log(Event::StandbyVerdict { slave, verdict, reason });
+        self.tally.counts.standby_changes += 1;
+        if was == Verdict::Broken || verdict == Verdict::Broken {
+            self.log(Event::StandbyVerdict { slave, verdict, reason });
+        }
     }
 
     /// Back after an absence (a new daemon): nothing seen meanwhile can be held against anyone.

@@ -13,7 +13,7 @@ const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
 fn verdict(sim: &Sim, slave: &str) -> Option<(Verdict, String)> {
     let r = sim.bond.report_at(sim.now);
     let s = r.slaves.into_iter().find(|s| s.name == slave).unwrap();
-    s.standby.map(|st| (st.verdict, st.reason_text()))
+    s.standby.map(|st| (st.verdict, st.reason_text().to_string()))
 }
 
 /// The reply a gateway sends to a slave's RFC 5227 probe: to the probe MAC, target IP 0.
@@ -58,18 +58,8 @@ fn a_backup_that_sees_the_bonds_broadcasts_is_verified_and_one_that_does_not_is_
     sim.input(Input::BondBroadcast).unwrap();
     sim.after(1).input(Input::Echo { slave: id("eth1") }).unwrap();
     sim.after(500);
-    assert_eq!(
-        verdict(&sim, "eth1"),
-        Some((Verdict::Verified, "bond0's broadcasts come back through it, 0.5 s ago".into()))
-    );
-    assert_eq!(
-        sim.take_log(),
-        [(
-            1001,
-            "bond0: standby path of backup interface eth1 is verified: bond0's broadcasts come back through it"
-                .to_string()
-        )]
-    );
+    assert_eq!(verdict(&sim, "eth1"), Some((Verdict::Verified, "bond0's broadcasts come back through it".into())));
+    assert!(sim.take_log().is_empty(), "a first verification is routine: not logged");
 
     // eth1 is moved to a segment where nothing of the bond's reaches it: its link stays up.
     sim.input(Input::BondBroadcast).unwrap();
@@ -94,6 +84,15 @@ fn a_backup_that_sees_the_bonds_broadcasts_is_verified_and_one_that_does_not_is_
     sim.after(300).input(Input::BondBroadcast).unwrap();
     sim.after(2).input(Input::Echo { slave: id("eth1") }).unwrap();
     assert_eq!(verdict(&sim, "eth1").unwrap().0, Verdict::Verified);
+    assert_eq!(
+        sim.take_log(),
+        [(
+            3803,
+            "bond0: standby path of backup interface eth1 is verified: bond0's broadcasts come back through it"
+                .to_string()
+        )],
+        "a mended path is"
+    );
 
     // A quiet bond: after a window with nothing to go by, the verdict is honest about it.
     sim.after(2000);
@@ -153,11 +152,11 @@ fn probes_go_from_every_up_slave_from_a_mac_of_its_own_jittered() {
     assert_eq!(sim.bond.counters().standby_probes, sent.len() as u64);
 
     sim.input(reply_to_probe("eth1")).unwrap();
-    assert_eq!(verdict(&sim, "eth1").unwrap(), (Verdict::Verified, "a reply from 192.0.2.254, 0.0 s ago".into()));
+    assert_eq!(verdict(&sim, "eth1").unwrap(), (Verdict::Verified, "a reply from 192.0.2.254".into()));
     sim.input(reply_to_probe("eth0")).unwrap();
     assert_eq!(
         verdict(&sim, "eth0").unwrap(),
-        (Verdict::Verified, "a reply from 192.0.2.254, 0.0 s ago".into()),
+        (Verdict::Verified, "a reply from 192.0.2.254".into()),
         "the active slave's own probe"
     );
 }
@@ -191,7 +190,7 @@ fn the_active_slaves_probe_flooded_back_verifies_the_backups() {
         outgoing: false,
     };
     sim.after(100).input(Input::Arp { slave: id("eth1"), frame: flooded }).unwrap();
-    assert_eq!(verdict(&sim, "eth1").unwrap().1, "bond0's probes come back through it, 0.0 s ago");
+    assert_eq!(verdict(&sim, "eth1").unwrap().1, "bond0's probes come back through it");
 }
 
 #[test]

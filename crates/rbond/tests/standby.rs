@@ -73,6 +73,13 @@ fn a_backup_in_the_wrong_segment_is_found_broken_by_probes_and_verified_once_rep
     assert!(eth1.contains("probes for 10.77.0.2 unanswered)"), "{text}");
     let line = net.log_lines().unwrap().into_iter().find(|l| l.contains("is broken")).unwrap();
     assert!(line.starts_with("bond0: standby path of backup interface eth1 is broken: "), "{line}");
+    let out = netns::rbond(&net).args(["check", "bond0"]).output().unwrap();
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{line}");
+    assert!(
+        line.starts_with("RBOND WARNING - bond0: eth0 active, 2 of 2 slaves up; standby path broken: eth1 ("),
+        "{line}"
+    );
 
     wrong_segment(&net, "eth1", false);
     let took = until_verdict(&net, "eth1", Verdict::Verified, Duration::from_secs(3));

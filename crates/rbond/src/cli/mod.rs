@@ -143,8 +143,8 @@ enum Cmd {
         json: bool,
     },
     /// A monitoring plugin's verdict on the bond: one line with performance data; exit 0 OK,
-    /// 1 WARNING (a slave not up, or not on the primary), 2 CRITICAL (no active slave), 3
-    /// UNKNOWN (no daemon answers).
+    /// 1 WARNING (a slave not up, not on the primary, or a broken standby path), 2 CRITICAL
+    /// (no active slave), 3 UNKNOWN (no daemon answers).
     Check {
         /// The bond.
         bond: String,

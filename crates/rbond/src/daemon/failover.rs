@@ -29,6 +29,7 @@ impl Daemon {
                 self.note(Level::Warning, line);
             }
         }
+        changed |= self.publisher.standby_changed(self.engine.counters().standby_changes);
         if changed {
             self.record();
         } else if counted && self.publisher.counts_due() {

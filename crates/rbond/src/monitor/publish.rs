@@ -24,6 +24,8 @@ pub struct Publisher {
     report: PathBuf,
     served: Option<Served>,
     last: Option<Instant>,
+    /// The bond's count of standby verdict changes when last published.
+    standby_changes: u64,
 }
 
 /// `<run_dir>/proc`: a proc root for tools that take one (Telegraf's `host_proc`).
@@ -44,7 +46,14 @@ impl Publisher {
             report: proc_root(run_dir).join("net/bonding").join(bond),
             served: None,
             last: None,
+            standby_changes: 0,
         }
+    }
+
+    /// Whether a standby verdict changed since the last call (which the report and the
+    /// metrics show, though no action said so).
+    pub fn standby_changed(&mut self, changes: u64) -> bool {
+        std::mem::replace(&mut self.standby_changes, changes) != changes
     }
 
     /// Serves the metrics over HTTP from now on; says where.
@@ -89,7 +98,9 @@ impl Publisher {
 /// only `*.prom`), then is renamed over it.
 fn replace(path: &Path, text: &str) -> io::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    // Named for this process: two daemons for equally named bonds (in two namespaces) must
+    // not rename each other's half-written file.
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
 }
