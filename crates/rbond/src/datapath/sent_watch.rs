@@ -20,6 +20,9 @@ const OUTGOING: u32 = 4;
 #[derive(Default)]
 pub struct SentWatch {
     sock: Option<(u32, OwnedFd)>,
+    /// The previous slave's socket, closed once the failover is done: closing a packet
+    /// socket waits for an RCU grace period (milliseconds), which a switch must not.
+    retired: Option<OwnedFd>,
 }
 
 impl SentWatch {
@@ -28,7 +31,7 @@ impl SentWatch {
         if self.sock.as_ref().map(|(i, _)| *i) == ifindex {
             return Ok(());
         }
-        self.sock = None;
+        self.retired = self.sock.take().map(|(_, fd)| fd);
         let Some(i) = ifindex else { return Ok(()) };
         let fd = packet::open_filtered(i, &FILTER)
             .map_err(|e| io::Error::new(e.kind(), format!("watching the bond's broadcasts leave: {e}")))?;
@@ -50,6 +53,7 @@ impl SentWatch {
 
     /// Reads what left since the last call; tells `seen` once if any broadcast did.
     pub fn drain(&mut self, seen: &mut dyn FnMut(u32, Seen)) {
+        self.retired = None;
         let Some((i, fd)) = self.sock.as_ref() else { return };
         let mut buf = [0u8; 64];
         let mut any = false;
