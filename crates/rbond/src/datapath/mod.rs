@@ -11,6 +11,7 @@ use std::os::fd::BorrowedFd;
 pub mod bond_device;
 pub mod hook;
 pub mod kernel;
+pub mod ports;
 pub mod sent_watch;
 pub mod slave_socket;
 pub mod userspace;

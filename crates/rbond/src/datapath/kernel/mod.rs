@@ -4,13 +4,12 @@
 //! write. The slaves' packet sockets only watch (ARP and neighbour discovery) and send the
 //! frames rbond builds.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::bond_device::BondDevice;
 use super::hook::{AttachMode, Hook, Hooked, Hooks};
-use super::sent_watch::SentWatch;
+use super::ports::Ports;
 use super::slave_socket::{Membership, SlaveSocket};
 use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
 use crate::keep::Kept;
@@ -22,12 +21,6 @@ pub mod programs;
 /// The pin of bond0's egress tcx link (the programs and map are pinned by their own names).
 const BOND_LINK: &str = "link-bond_out";
 
-struct Slave {
-    sock: SlaveSocket,
-    /// `slave_in` on its ingress.
-    hooked: Hooked,
-}
-
 pub struct KernelDatapath {
     /// bond0's TAP, for its carrier only: the programs move its frames.
     tap: BondDevice,
@@ -38,11 +31,11 @@ pub struct KernelDatapath {
     /// `bond_out` on bond0's egress; gone once the datapath is removed.
     bond_hooked: Option<Hooked>,
     hooks: Hooks,
-    slaves: BTreeMap<u32, Slave>,
+    /// The slaves, `slave_in` on each one's ingress.
+    ports: Ports,
     /// What a predecessor left (handed over or pinned), taken as it is needed.
     kept: Kept,
     buf: Vec<u8>,
-    sent: SentWatch,
 }
 
 impl KernelDatapath {
@@ -79,10 +72,9 @@ impl KernelDatapath {
             bond_prog,
             bond_hooked: Some(bond_hooked),
             hooks,
-            slaves: BTreeMap::new(),
+            ports: Ports::default(),
             kept,
             buf: vec![0; 2048],
-            sent: SentWatch::default(),
         })
     }
 
@@ -119,55 +111,46 @@ impl Datapath for KernelDatapath {
 
     fn attach(&mut self, port: &Port) -> io::Result<()> {
         let i = port.ifindex;
-        let sock = match self.kept.take(&slave_fd_name("socket", i)) {
-            Some(fd) => SlaveSocket::from_fd(fd, i),
-            None => {
-                let sock = SlaveSocket::open(i)?;
-                sock.monitor_only()?;
-                sock
-            }
-        };
+        let sock = Ports::socket(&mut self.kept, i, |i| {
+            let sock = SlaveSocket::open(i)?;
+            sock.monitor_only()?;
+            Ok(sock)
+        })?;
         let pin = slave_fd_name("ingress", i);
         let hooked =
             self.hooks.hook(&mut self.kept, &pin, "rbond_slave_in", self.slave_prog.as_fd(), i, Hook::Ingress)?;
-        self.slaves.insert(i, Slave { sock, hooked });
+        self.ports.insert(i, sock, hooked);
         Ok(())
     }
 
     fn detach(&mut self, ifindex: u32) {
-        self.sent.forget(ifindex);
-        let pin = slave_fd_name("ingress", ifindex);
-        match self.slaves.remove(&ifindex) {
-            Some(s) => self.hooks.unhook(&self.kept, &pin, ifindex, Hook::Ingress, s.hooked),
-            None => self.kept.forget_bpf(&pin),
-        }
+        self.ports.detach(&mut self.hooks, &self.kept, ifindex);
     }
 
     fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()> {
         bpf::map_set(self.map.as_fd(), programs::KEY_ACTIVE as u32, ifindex.unwrap_or(0))?;
-        self.sent.follow(ifindex)
+        self.ports.follow(ifindex)
     }
 
     fn send(&mut self, ifindex: u32, frame: &[u8]) -> io::Result<()> {
-        self.slaves.get(&ifindex).map_or(Ok(()), |s| s.sock.send(frame))
+        self.ports.send(ifindex, frame)
     }
 
     fn membership(&mut self, ifindex: u32, what: Membership, add: bool) -> io::Result<()> {
-        self.slaves.get(&ifindex).map_or(Ok(()), |s| s.sock.membership(what, add))
+        self.ports.membership(ifindex, what, add)
     }
 
     fn sources(&self) -> Vec<(Source, BorrowedFd<'_>)> {
-        let slaves = self.slaves.iter().map(|(i, s)| (Source::Slave(*i), s.sock.as_fd()));
-        slaves.chain(self.sent.source()).collect()
+        self.ports.sources().collect()
     }
 
     fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen)) {
         let ifindex = match source {
             Source::Slave(i) => i,
-            Source::Sent => return self.sent.drain(seen),
+            Source::Sent => return self.ports.drain_sent(seen),
             Source::Bond => return,
         };
-        let Some(s) = self.slaves.get(&ifindex) else { return };
+        let Some(s) = self.ports.get(ifindex) else { return };
         // Only monitor frames pass the socket's filter; a handful per interval.
         for _ in 0..64 {
             let Ok(Some(n)) = crate::sys::packet::read(s.sock.as_fd(), &mut self.buf) else { break };
@@ -185,18 +168,12 @@ impl Datapath for KernelDatapath {
         if let Some(Hooked::Link(link)) = &self.bond_hooked {
             fds.push((BOND_LINK.to_string(), link.as_fd()));
         }
-        for (i, s) in &self.slaves {
-            fds.push((slave_fd_name("socket", *i), s.sock.as_fd()));
-            if let Hooked::Link(link) = &s.hooked {
-                fds.push((slave_fd_name("ingress", *i), link.as_fd()));
-            }
-        }
+        self.ports.handover(&mut fds);
         fds
     }
 
     fn remove(&mut self) {
-        let slaves: Vec<u32> = self.slaves.keys().copied().collect();
-        slaves.into_iter().for_each(|i| self.detach(i));
+        self.ports.detach_all(&mut self.hooks, &self.kept);
         if let Some(h) = self.bond_hooked.take() {
             self.hooks.unhook(&self.kept, BOND_LINK, self.bond_index, Hook::Egress, h);
         }

@@ -3,14 +3,13 @@
 //! checksums and 64 KiB GSO frames cross unchanged). A BPF program on each slave's ingress
 //! keeps the host stack from also taking the slave's frames; packet sockets see them first.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::bond_device::BondDevice;
-use super::hook::{AttachMode, Hook, Hooked, Hooks};
+use super::hook::{AttachMode, Hook, Hooks};
 use super::kernel::programs;
-use super::sent_watch::SentWatch;
+use super::ports::Ports;
 use super::slave_socket::{Membership, SlaveSocket};
 use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
 use crate::keep::Kept;
@@ -24,24 +23,18 @@ use batch::{Batch, SLOTS};
 /// Frames moved per descriptor per wake-up, so one busy link cannot starve the rest.
 const PER_WAKEUP: usize = 64;
 
-struct Slave {
-    sock: SlaveSocket,
-    /// The drop program on its ingress.
-    hooked: Hooked,
-}
-
 pub struct UserspaceDatapath {
     /// bond0's TAP: its frames and its carrier.
     tap: BondDevice,
     drop_prog: OwnedFd,
     hooks: Hooks,
-    slaves: BTreeMap<u32, Slave>,
+    /// The slaves, the drop program on each one's ingress.
+    ports: Ports,
     active: Option<u32>,
     /// `all_slaves_active`: backups' frames reach bond0 too.
     deliver_backups: bool,
     kept: Kept,
     batch: Batch,
-    sent: SentWatch,
 }
 
 impl UserspaceDatapath {
@@ -63,18 +56,17 @@ impl UserspaceDatapath {
             tap,
             drop_prog,
             hooks: Hooks::new(mode)?,
-            slaves: BTreeMap::new(),
+            ports: Ports::default(),
             active: None,
             deliver_backups,
             kept,
             batch: Batch::default(),
-            sent: SentWatch::default(),
         })
     }
 
     /// bond0 → the active slave, a batch at a time. With no active slave frames are dropped.
     fn pump_bond(&mut self) {
-        let out = self.active.and_then(|a| self.slaves.get(&a));
+        let out = self.active.and_then(|a| self.ports.get(a));
         for _ in 0..PER_WAKEUP / SLOTS {
             self.batch.clear();
             while !self.batch.is_full() {
@@ -92,7 +84,7 @@ impl UserspaceDatapath {
 
     /// A slave → bond0 if it is the active one; the monitors hear about every frame.
     fn pump_slave(&mut self, ifindex: u32, seen: &mut dyn FnMut(u32, Seen)) {
-        let Some(s) = self.slaves.get(&ifindex) else { return };
+        let Some(s) = self.ports.get(ifindex) else { return };
         let deliver = self.deliver_backups || self.active == Some(ifindex);
         for _ in 0..PER_WAKEUP / SLOTS {
             let Ok(n) = self.batch.receive(s.sock.as_fd()) else { break };
@@ -129,10 +121,7 @@ impl Datapath for UserspaceDatapath {
 
     fn attach(&mut self, port: &Port) -> io::Result<()> {
         let i = port.ifindex;
-        let sock = match self.kept.take(&slave_fd_name("socket", i)) {
-            Some(fd) => SlaveSocket::from_fd(fd, i),
-            None => SlaveSocket::open(i)?,
-        };
+        let sock = Ports::socket(&mut self.kept, i, SlaveSocket::open)?;
         let pin = slave_fd_name("ingress", i);
         let prog = self.drop_prog.as_fd();
         let hooked = match self.hooks.hook(&mut self.kept, &pin, "rbond_drop", prog, i, Hook::Ingress) {
@@ -143,17 +132,12 @@ impl Datapath for UserspaceDatapath {
             }
             other => other?,
         };
-        self.slaves.insert(i, Slave { sock, hooked });
+        self.ports.insert(i, sock, hooked);
         Ok(())
     }
 
     fn detach(&mut self, ifindex: u32) {
-        self.sent.forget(ifindex);
-        let pin = slave_fd_name("ingress", ifindex);
-        match self.slaves.remove(&ifindex) {
-            Some(s) => self.hooks.unhook(&self.kept, &pin, ifindex, Hook::Ingress, s.hooked),
-            None => self.kept.forget_bpf(&pin),
-        }
+        self.ports.detach(&mut self.hooks, &self.kept, ifindex);
         if self.active == Some(ifindex) {
             self.active = None;
         }
@@ -161,44 +145,37 @@ impl Datapath for UserspaceDatapath {
 
     fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()> {
         self.active = ifindex;
-        self.sent.follow(ifindex)
+        self.ports.follow(ifindex)
     }
 
     fn send(&mut self, ifindex: u32, frame: &[u8]) -> io::Result<()> {
-        self.slaves.get(&ifindex).map_or(Ok(()), |s| s.sock.send(frame))
+        self.ports.send(ifindex, frame)
     }
 
     fn membership(&mut self, ifindex: u32, what: Membership, add: bool) -> io::Result<()> {
-        self.slaves.get(&ifindex).map_or(Ok(()), |s| s.sock.membership(what, add))
+        self.ports.membership(ifindex, what, add)
     }
 
     fn sources(&self) -> Vec<(Source, BorrowedFd<'_>)> {
-        let slaves = self.slaves.iter().map(|(i, s)| (Source::Slave(*i), s.sock.as_fd()));
-        std::iter::once((Source::Bond, self.tap.as_fd())).chain(slaves).chain(self.sent.source()).collect()
+        std::iter::once((Source::Bond, self.tap.as_fd())).chain(self.ports.sources()).collect()
     }
 
     fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen)) {
         match source {
             Source::Bond => self.pump_bond(),
             Source::Slave(i) => self.pump_slave(i, seen),
-            Source::Sent => self.sent.drain(seen),
+            Source::Sent => self.ports.drain_sent(seen),
         }
     }
 
     fn handover(&self) -> Vec<(String, BorrowedFd<'_>)> {
         let mut fds = vec![("tap".to_string(), self.tap.as_fd())];
-        for (i, s) in &self.slaves {
-            fds.push((slave_fd_name("socket", *i), s.sock.as_fd()));
-            if let Hooked::Link(link) = &s.hooked {
-                fds.push((slave_fd_name("ingress", *i), link.as_fd()));
-            }
-        }
+        self.ports.handover(&mut fds);
         fds
     }
 
     fn remove(&mut self) {
-        let slaves: Vec<u32> = self.slaves.keys().copied().collect();
-        slaves.into_iter().for_each(|i| self.detach(i));
+        self.ports.detach_all(&mut self.hooks, &self.kept);
         self.kept.forget_all();
         self.active = None;
     }
