@@ -214,8 +214,13 @@ impl Daemon {
                 for ev in &events.links {
                     self.link_event(ev);
                 }
-                if events.addresses.contains(&self.index) || events.routes {
+                if events.addresses.contains(&self.index) {
                     self.read_addresses();
+                }
+                // Only routes through bond0: a host with a full routing table changes others
+                // all the time, and each look is a dump of the table.
+                if events.routes.contains(&self.index) {
+                    self.read_gateways();
                 }
             }
             Token::Listener => self.io.control.accept(),
@@ -269,7 +274,7 @@ impl Daemon {
         }
     }
 
-    /// bond0's IPv4 addresses and gateways, for the ARP monitor and the standby probes.
+    /// bond0's IPv4 addresses, for the ARP monitor's probe sources and validation.
     pub(super) fn read_addresses(&mut self) {
         let v4 = self
             .net
@@ -282,6 +287,10 @@ impl Daemon {
             })
             .collect();
         let _ = self.engine.handle(now(), Input::Addresses(v4));
+    }
+
+    /// bond0's IPv4 gateways, which the standby probes ask for when there is no ARP target.
+    pub(super) fn read_gateways(&mut self) {
         let gateways = self.net.gateways(self.index).unwrap_or_default();
         let _ = self.engine.handle(now(), Input::Gateways(gateways));
     }

@@ -233,6 +233,7 @@ impl Daemon {
         }
         self.poll_links();
         self.read_addresses();
+        self.read_gateways();
         self.apply_actions();
     }
 }

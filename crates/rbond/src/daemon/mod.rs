@@ -219,6 +219,7 @@ impl Daemon {
         };
         d.note(Level::Info, format!("{}: datapath: {described}", d.name));
         d.read_addresses();
+        d.read_gateways();
         d.apply_actions();
         d.finish_start(&cfg.slaves)?;
         Ok(d)

@@ -9,12 +9,18 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::rtnl::Rtnl;
 
+/// The interface a route goes out of.
+pub fn out_of(m: &RouteMessage) -> Option<u32> {
+    m.attributes.iter().find_map(|a| if let RouteAttribute::Oif(i) = a { Some(*i) } else { None })
+}
+
 /// The gateway of an IPv4 route out of `index`, if it has one.
 fn gateway_via(m: &RouteMessage, index: u32) -> Option<Ipv4Addr> {
-    let attr = |want: fn(&RouteAttribute) -> Option<Ipv4Addr>| m.attributes.iter().find_map(want);
-    let oif = m.attributes.iter().find_map(|a| if let RouteAttribute::Oif(i) = a { Some(*i) } else { None });
-    let gateway = attr(|a| if let RouteAttribute::Gateway(RouteAddress::Inet(g)) = a { Some(*g) } else { None });
-    gateway.filter(|_| oif == Some(index))
+    let gateway = m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+        _ => None,
+    });
+    gateway.filter(|_| out_of(m) == Some(index))
 }
 
 impl Rtnl {

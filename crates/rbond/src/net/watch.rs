@@ -24,8 +24,8 @@ pub struct Events {
     pub links: Vec<LinkEvent>,
     /// Interfaces whose addresses changed.
     pub addresses: Vec<u32>,
-    /// Some IPv4 route changed.
-    pub routes: bool,
+    /// Interfaces an IPv4 route that changed goes out of.
+    pub routes: Vec<u32>,
 }
 
 pub struct Watch {
@@ -70,7 +70,9 @@ impl Watch {
                     RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => {
                         out.addresses.push(a.header.index)
                     }
-                    RouteNetlinkMessage::NewRoute(_) | RouteNetlinkMessage::DelRoute(_) => out.routes = true,
+                    RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
+                        out.routes.extend(super::route::out_of(&r))
+                    }
                     _ => {}
                 }
             }
