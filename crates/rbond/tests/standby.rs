@@ -7,6 +7,7 @@
 mod netns;
 
 use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -91,12 +92,9 @@ fn the_passive_check_alone_judges_by_the_bonds_own_broadcasts() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
     let mut net = lab(Wiring::OneSwitch);
     bond(&mut net, &["eth0", "eth1"], &["miimon=100", "standby_window=2000", "standby_probe=0"]);
-    // The host asks for an address nobody has: ARP requests to the broadcast address, once a
-    // second, through the active slave.
-    let host = net.host();
-    let asking = std::thread::spawn(move || {
-        Command::new("ip").args(["netns", "exec", &host, "ping", "-c", "14", "-i", "0.5", "10.77.0.99"]).output()
-    });
+    // The host sends to addresses nobody has: ARP requests to the broadcast address through
+    // the active slave, a few a second (each address is asked for once a second).
+    let asking: Vec<_> = [97, 98, 99].map(|k| net.probe_from(&net.host(), Ipv4Addr::new(10, 77, 0, k), 50)).into();
     until_verdict(&net, "eth1", Verdict::Verified, Duration::from_secs(3));
     let reason = net.status().unwrap().report.slaves[1].standby.clone().unwrap().reason;
     assert_eq!(reason, "bond0's broadcasts come back through it");
@@ -105,7 +103,7 @@ fn the_passive_check_alone_judges_by_the_bonds_own_broadcasts() {
     let st = net.status().unwrap().report.slaves[1].standby.clone().unwrap();
     assert!(st.reason.contains("broadcasts bond0 sent came back"), "{}", st.reason);
     assert_eq!(net.status().unwrap().report.counters.standby_probes, 0, "nothing sent");
-    let _ = asking.join();
+    asking.into_iter().for_each(|p| drop(p.finish()));
 }
 
 #[test]
