@@ -182,14 +182,15 @@ impl Bond {
 
     fn send_standby_probe(&mut self, now: Instant, id: SlaveId) {
         let targets = self.probe_targets();
-        let every = ms(self.opts.standby_probe);
+        // `rbond verify` probes with the regular probes off: no next one then.
+        let every = self.probing().then(|| ms(self.opts.standby_probe));
         let Some(s) = self.slave(id) else { return };
         let n = s.standby.probes_sent;
         let target = targets[(n % targets.len() as u64) as usize];
         let (mac, judged) = (probe_mac(s.perm_mac), s.standby.judged);
         if let Some(s) = self.slave_mut(id) {
             s.standby.probes_sent += 1;
-            s.standby.next_probe = Some(now + jittered(every, id, n + 1));
+            s.standby.next_probe = every.map(|every| now + jittered(every, id, n + 1));
             if judged {
                 s.standby.probes_owed += 1;
                 s.standby.owed_since.get_or_insert(now);

@@ -195,6 +195,14 @@ fn the_active_slaves_probe_flooded_back_verifies_the_backups() {
 
 #[test]
 fn verify_probes_every_up_slave_at_once() {
+    // With the regular probes off too: one probe a slave, and none after.
+    let mut quiet = passive(&[("standby_probe", "0")]);
+    quiet.input(Input::Gateways(vec![GATEWAY])).unwrap();
+    quiet.cmd(rbond_core::Command::Verify).unwrap();
+    quiet.after(10_000);
+    let sent: Vec<(u64, String)> = probes(&mut quiet).into_iter().map(|p| (p.0, p.1)).collect();
+    assert_eq!(sent, [(0, "eth0".to_string()), (0, "eth1".to_string())]);
+
     let mut sim = passive(&[]);
     sim.input(Input::Gateways(vec![GATEWAY])).unwrap();
     sim.after(10);
