@@ -30,6 +30,7 @@ impl Lab {
                 Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
             };
             let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+            deep_buffer(&s);
             let _ = ready_tx.send(Ok(()));
             let mut buf = vec![0u8; 65536];
             while !flag.load(Ordering::Relaxed) {
@@ -142,10 +143,19 @@ impl Record {
     }
 }
 
+/// A receive buffer deep enough for the bursts of a probe that was starved of CPU for a
+/// few tens of milliseconds (on two cores, while a daemon starts): with the default one the
+/// echo's socket, itself starved, overflowed and the probe counted its own drops as the
+/// bond's losses.
+fn deep_buffer(s: &UdpSocket) {
+    let _ = nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::RcvBufForce, &(4 << 20));
+}
+
 fn run_probe(pps: u32, peer: SocketAddr, start: Instant, stop: &AtomicBool) -> anyhow::Result<Record> {
     // Not connected: with bond0 down there is no route, and a send that fails is a loss.
     let s = UdpSocket::bind(("0.0.0.0", 0))?;
     s.set_nonblocking(true)?;
+    deep_buffer(&s);
     let interval = Duration::from_secs(1) / pps.max(1);
     let mut rec = Record { interval, sent: Vec::new(), arrivals: HashMap::new(), duplicates: Vec::new() };
     let mut buf = [0u8; 64];
