@@ -5,6 +5,7 @@
 pub mod chart;
 pub mod drill;
 pub mod probe;
+pub mod stats;
 
 use std::fs::File;
 use std::net::Ipv4Addr;

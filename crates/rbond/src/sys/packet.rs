@@ -14,7 +14,6 @@ const PACKET_MR_PROMISC: libc::c_ushort = 1;
 const PACKET_MR_ALLMULTI: libc::c_ushort = 2;
 const PACKET_MR_UNICAST: libc::c_ushort = 3;
 const PACKET_VNET_HDR: libc::c_int = 15;
-const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const BUFFER: libc::c_int = 4 << 20;
 
@@ -75,12 +74,6 @@ fn bind(fd: OwnedFd, ifindex: u32) -> io::Result<OwnedFd> {
     // SAFETY: the address pointer and length describe `sll`, which bind only reads.
     cvt_int(unsafe { libc::bind(fd.as_raw_fd(), (&raw const sll).cast(), len) })?;
     Ok(fd)
-}
-
-/// Frames leave without passing the interface's queueing discipline (they go straight to
-/// the driver, as the kernel bond's own transmissions do).
-pub fn bypass_qdisc(fd: BorrowedFd<'_>) -> io::Result<()> {
-    setsockopt(fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &1 as &libc::c_int)
 }
 
 /// Adds or drops one membership of the socket's interface.
