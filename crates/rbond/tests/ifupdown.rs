@@ -3,59 +3,12 @@
 
 mod netns;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use netns::{Cpu, Lab, Wiring, begin, bin, get, ifenslave, lab, probe, settled, slaves_state};
+use netns::{Cpu, Hooks, Wiring, begin, get, ifenslave, ifupdown, lab, probe, rbond, settled, slaves_state, write};
 use rbond::config::examples::{GUIDE, HOTPLUG};
-
-/// rbond's hooks in /etc/network for the test's lifetime, pointing at the lab's run directory.
-struct Hooks<'a>(&'a Path);
-
-impl<'a> Hooks<'a> {
-    fn install(run_dir: &'a Path) -> Option<Hooks<'a>> {
-        if Command::new("ifup").arg("--version").output().is_err() {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: the ifupdown package is missing");
-            eprintln!("skipped: ifupdown is not installed (scripts/test installs it)");
-            return None;
-        }
-        let out = Command::new(bin()).arg("--run-dir").arg(run_dir).args(["install-hooks"]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        Some(Hooks(run_dir))
-    }
-}
-
-impl Drop for Hooks<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(bin()).arg("--run-dir").arg(self.0).args(["install-hooks", "--remove"]).output();
-    }
-}
-
-fn write(lab: &Lab, text: &str) -> (PathBuf, PathBuf) {
-    let file = lab.run_dir.join("interfaces");
-    std::fs::write(&file, text).unwrap();
-    let state = lab.run_dir.join("ifstate");
-    std::fs::create_dir_all(&state).unwrap();
-    (file, state)
-}
-
-fn ifupdown(lab: &Lab, cmd: &str, file: &Path, state: &Path, ifaces: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &lab.host(), cmd, "-i"])
-        .arg(file)
-        .arg("--state-dir")
-        .arg(state)
-        .args(ifaces)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {ifaces:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn ifup_and_ifdown_run_the_guides_bond() {
@@ -165,4 +118,46 @@ fn a_bridge_over_the_bond_through_ifup() {
     ifupdown(&net, "ifdown", &file, &state, &["bond0"]);
     assert!(net.link("bond0").is_none());
     assert_eq!(slaves_state(&net), before, "MAC, MTU and state as before");
+}
+
+/// The guide's stanza with an option the kernel refuses (a down delay without MII
+/// monitoring): ifup brings the bond up without it, as Debian's scripts and the kernel do,
+/// and says why in the kernel's words; `rbond up` of the same file refuses it, naming the
+/// line.
+#[test]
+fn ifup_leaves_out_an_option_the_kernel_refuses_and_rbond_up_does_not() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let net = lab(Wiring::OneSwitch);
+    let Some(_hooks) = Hooks::install(&net.run_dir) else { return };
+    let text = GUIDE.replace("bond-miimon 100", "bond-miimon 0").replace("    bond-updelay 200\n", "");
+    let (file, state) = write(&net, &text);
+    let strict = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();
+    let why = "Unable to set down delay as MII monitoring is disabled";
+    assert_eq!(strict.status.code(), Some(1), "rbond up refuses the file");
+    let line = text.lines().position(|l| l.contains("bond-downdelay")).unwrap() + 1;
+    assert_eq!(
+        String::from_utf8_lossy(&strict.stderr).trim(),
+        format!("rbond: {}:{line}: {why}", file.display()),
+        "the refusal names the file and line"
+    );
+    assert!(net.link("bond0").is_none(), "nothing was touched");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &net.host(), "ifup", "-i"])
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("bond0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ifup brings the bond up: {stderr}");
+    assert!(
+        stderr.lines().any(|l| l == format!("bond0: {why} (bond-downdelay 200 left out, as the kernel leaves it)")),
+        "ifup says what it left out: {stderr}"
+    );
+    assert_eq!(net.addrs("bond0"), ["10.77.0.1/24"], "ifup configured the address on the bond");
+    assert_eq!(get(&net, "downdelay"), "0");
+    assert_eq!(get(&net, "miimon"), "0");
+    ifupdown(&net, "ifdown", &file, &state, &["bond0"]);
+    assert!(net.link("bond0").is_none(), "ifdown removed bond0");
 }

@@ -8,15 +8,19 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
+use rbond_core::Level;
+
+use super::addressing;
 use super::launch::Launcher;
-use crate::config::bond::bond_config;
+use crate::config::bond::{BondConfig, bond_config};
 use crate::config::interfaces::{Iface, Interfaces, OptionLine, Place};
 use crate::control::{Client, Request};
+use crate::daemon::logger::{DEV_LOG, Logger};
 use crate::sys::ethtool;
 
 /// The phases rbond hooks into, and the directory ifupdown runs for each.
-pub const HOOKS: [(&str, &str); 3] =
-    [("if-pre-up.d", "pre-up"), ("if-up.d", "post-up"), ("if-post-down.d", "post-down")];
+pub const HOOKS: [(&str, &str); 4] =
+    [("if-pre-up.d", "pre-up"), ("if-up.d", "post-up"), ("if-down.d", "pre-down"), ("if-post-down.d", "post-down")];
 pub const HOOK_NAME: &str = "rbond";
 
 /// The stanza ifupdown is processing, rebuilt from the hook's environment.
@@ -69,6 +73,34 @@ fn give_a_chance(client: &Client, slave: &str, seconds: &str) -> anyhow::Result<
     set(&old)
 }
 
+/// Leaves out the options the bond refuses, each with a line on stderr and in the system log
+/// in the kernel's words. Debian's scripts write one option at a time and go on when the
+/// kernel refuses one, so the bond comes up without it: a boot with one bad line still has a
+/// network. `rbond up`, `rbond try` and lint stay strict; a person runs those and can fix the
+/// file.
+fn leave_out_refused(cfg: &mut BondConfig) {
+    let mut options = rbond_core::Options::default();
+    let mut log = Logger::new(&cfg.name, true, Path::new(DEV_LOG));
+    let bond = cfg.name.clone();
+    cfg.options.retain(|(k, v, _)| match options.apply(k, v) {
+        Ok(_) => true,
+        Err(e) => {
+            log.note(Level::Warning, format!("{bond}: {e} (bond-{k} {v} left out, as the kernel leaves it)"));
+            false
+        }
+    });
+}
+
+/// Starts the stanza's bond as ifup does: refused options left out.
+fn start(launcher: &Launcher, ifs: &Interfaces, bond: &str, with_slaves: bool) -> anyhow::Result<()> {
+    let mut cfg = bond_config(ifs, bond)?;
+    if !with_slaves {
+        cfg.slaves.clear();
+    }
+    leave_out_refused(&mut cfg);
+    launcher.start(&cfg)
+}
+
 /// What the hook does for the stanza in `phase`.
 pub fn run(launcher: &Launcher, phase: &str, stanza: Iface) -> anyhow::Result<()> {
     let run_dir = launcher.run_dir.as_path();
@@ -93,9 +125,7 @@ pub fn run(launcher: &Launcher, phase: &str, stanza: Iface) -> anyhow::Result<()
             let client = Client::new(run_dir, &bond);
             if !client.running() {
                 // The slave's stanza speaks for its bond when it comes first, as on Debian.
-                let mut cfg = bond_config(&ifs, &bond)?;
-                cfg.slaves.clear();
-                launcher.start(&cfg)?;
+                start(launcher, &ifs, &bond, false)?;
                 set_up(&bond)?;
             }
             if !client.slaves()?.contains(&name) {
@@ -106,11 +136,24 @@ pub fn run(launcher: &Launcher, phase: &str, stanza: Iface) -> anyhow::Result<()
             }
             apply_primary(&client, primary.as_deref())
         }
-        ("pre-up", None, true) if !running(&name) => launcher.start(&bond_config(&ifs, &name)?),
+        // The bond's own stanzas: the first starts it; each (inet, then inet6) makes room for
+        // the addresses ifupdown is about to add, and settles once they are in.
+        ("pre-up", None, is_bond) if is_bond || running(&name) => {
+            if !running(&name) {
+                start(launcher, &ifs, &name, true)?;
+            }
+            addressing::make_room(&name, &crate::config::addressing::addressing(&ifs, &name)?)
+        }
+        ("post-up", None, _) if running(&name) => {
+            addressing::settle(&name, &crate::config::addressing::addressing(&ifs, &name)?)
+        }
         ("post-up", Some(bond), _) if running(&bond) => match chance {
             Some(n) => give_a_chance(&Client::new(run_dir, &bond), &name, &n),
             None => Ok(()),
         },
+        // Before ifupdown takes bond0's addresses away, the slaves leave (a converted
+        // interface getting its own back); post-down then stops the daemon.
+        ("pre-down", None, _) if running(&name) => Client::new(run_dir, &name).done(&Request::ReleaseAll),
         ("post-down", Some(bond), _) if running(&bond) => {
             let client = Client::new(run_dir, &bond);
             client.done(&Request::Release { slave: name })?;

@@ -13,6 +13,7 @@ use crate::control::{Client, Request};
 use crate::daemon::{Config, Daemon, DatapathChoice};
 use launch::Launcher;
 
+pub mod addressing;
 pub mod hook;
 pub mod ifenslave;
 pub mod launch;
@@ -215,7 +216,8 @@ enum Cmd {
         /// The new value: a number, a name, or `default`.
         value: String,
     },
-    /// Create a bond from its stanza in an interfaces file and return once its slaves are in.
+    /// Create a bond from its stanza and return once its slaves are in and bond0 has its
+    /// addresses (a live first slave is converted in place, its session kept).
     Up {
         /// The bond, as its stanza names it.
         bond: String,
@@ -223,7 +225,8 @@ enum Cmd {
         #[arg(short = 'i', long = "interfaces", default_value = "/etc/network/interfaces")]
         file: PathBuf,
     },
-    /// Stop the daemon: slaves get back their MAC, MTU and state, and the bond disappears.
+    /// Stop the daemon: slaves get back their MAC, MTU, state and addresses (a converted one
+    /// its routes and rules too), and the bond disappears.
     Down {
         /// The bond.
         bond: String,
@@ -235,7 +238,7 @@ enum Cmd {
         /// The bond.
         bond: String,
     },
-    /// Run as an ifupdown hook (from if-pre-up.d, if-up.d and if-post-down.d), reading
+    /// Run as an ifupdown hook (from if-pre-up.d, if-up.d, if-down.d and if-post-down.d), reading
     /// ifupdown's environment.
     Hook,
     /// ifenslave(8)'s command line (the binary also answers to the name `ifenslave`).
@@ -393,8 +396,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Get { bond, option } => println!("{}", Client::new(dir, &bond).get(&option)?),
         Cmd::Set { bond, option, value } => Client::new(dir, &bond).done(&Request::Set { option, value })?,
         Cmd::Up { bond, file } => {
-            let cfg = bond_config(&Interfaces::read(&file)?, &bond)?;
+            let ifs = Interfaces::read(&file)?;
+            let (cfg, want) = (bond_config(&ifs, &bond)?, crate::config::addressing::addressing(&ifs, &bond)?);
             launcher.start(&cfg)?;
+            // As ifup would: the stanza's addresses and gateway on bond0; if they cannot be
+            // given, the bond is taken apart again rather than left half configured.
+            if let Err(e) = addressing::apply(&bond, &want) {
+                let _ = launcher.stop(&bond);
+                return Err(e);
+            }
         }
         Cmd::Down { bond } => launcher.stop(&bond)?,
         Cmd::Restart { bond } => launch::restart(dir, &bond)?,

@@ -54,6 +54,10 @@ pub enum Request {
     Restart,
     /// Release every slave and stop.
     Down,
+    /// Release every slave, a converted one first getting the host's addresses, routes and
+    /// rules back while the bond still forwards for it (ifdown's pre-down, before ifupdown
+    /// takes bond0's addresses away).
+    ReleaseAll,
     /// Every up slave probes its path now (`rbond verify`); the answer names what is probed
     /// (empty: no target or gateway, only the passive check).
     Verify,

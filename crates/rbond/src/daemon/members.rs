@@ -55,7 +55,8 @@ impl Daemon {
     }
 
     /// Takes an interface into the bond: recorded first, then down, MTU, no IPv6, datapath,
-    /// the engine's decision, and up again. A step that fails undoes the ones before it.
+    /// the engine's decision, and up again; or, for the interface the host is reached through,
+    /// converted in place (see convert.rs). A step that fails undoes the ones before it.
     pub(super) fn enslave(&mut self, name: &str) -> anyhow::Result<()> {
         if self.member_named(name).is_some() {
             bail!("{name} is already a slave of {}", self.name);
@@ -64,14 +65,19 @@ impl Daemon {
             bail!("cannot enslave {name} to itself");
         }
         self.check_free(name)?;
-        let saved = SavedSlave::capture(self.net.as_mut(), name)?;
+        let mut saved = SavedSlave::capture(self.net.as_mut(), name)?;
+        if self.converts(&saved) {
+            saved.carried = Some(self.carried_by(&saved)?);
+        }
         self.save_state(Some(&saved))?;
         match self.take_over(name, &saved) {
             Ok(member) => {
                 self.members.push(member);
                 self.apply_actions();
-                ctx(self.net.set_link(saved.ifindex, Change::Up(true)), "set up", name)?;
-                Ok(())
+                if saved.carried.is_some() {
+                    return self.finish_conversion(&saved);
+                }
+                ctx(self.net.set_link(saved.ifindex, Change::Up(true)), "set up", name)
             }
             Err(e) => {
                 self.datapath.detach(saved.ifindex);
@@ -97,21 +103,29 @@ impl Daemon {
 
     fn take_over(&mut self, name: &str, saved: &SavedSlave) -> anyhow::Result<Member> {
         let i = saved.ifindex;
-        ctx(self.net.set_link(i, Change::Up(false)), "set down", name)?;
+        let live = saved.carried.is_some();
+        if live {
+            self.look_like(saved)?;
+        } else {
+            ctx(self.net.set_link(i, Change::Up(false)), "set down", name)?;
+        }
         let mtu = ctx(self.net.link(self.index), "read MTU", &self.name)?.mtu;
         if saved.mtu != mtu {
             ctx(self.net.set_link(i, Change::Mtu(mtu)), "set MTU", name)?;
         }
-        if saved.ipv6_disabled.is_some() {
-            ctx(self.net.set_ipv6_disabled(name, "1"), "disable IPv6", name)?;
-        }
-        // A slave keeps no address of its own: the host must not route through it.
-        for a in saved.addresses.iter().filter(|a| a.addr.is_ipv4()) {
-            ctx(self.net.delete_address(i, a), "remove address", name)?;
+        if !live {
+            if saved.ipv6_disabled.is_some() {
+                ctx(self.net.set_ipv6_conf(name, "disable_ipv6", "1"), "disable IPv6", name)?;
+            }
+            // A slave keeps no address of its own: the host must not route through it.
+            for a in saved.addresses.iter().filter(|a| a.addr.is_ipv4()) {
+                ctx(self.net.delete_address(i, a), "remove address", name)?;
+            }
         }
         ctx(self.datapath.attach(&Port { ifindex: i, name: name.to_string() }), "attach to the datapath", name)?;
         let id = SlaveId(i);
-        let spec = SlaveSpec { id, name: name.to_string(), mac: saved.mac, link: LinkInfo::down() };
+        let link = if live { LinkInfo::up() } else { LinkInfo::down() };
+        let spec = SlaveSpec { id, name: name.to_string(), mac: saved.mac, link };
         self.engine.handle(now(), Input::Enslave(spec))?;
         self.hear_probe_replies(id, saved.mac);
         let link = self.net.link(i).unwrap_or_default();
@@ -120,8 +134,8 @@ impl Daemon {
             id,
             saved: saved.clone(),
             mac: saved.mac,
-            carrier: false,
-            carrier_since: None,
+            carrier: live,
+            carrier_since: live.then(now),
             poll_link: carrier_events_may_lag(&Link { index: i, ..link }),
             last_rx_note: None,
         })
@@ -141,12 +155,20 @@ impl Daemon {
     /// out, so nothing is done to a device that may already be gone; restoring puts it back.
     pub(super) fn release(&mut self, name: &str) -> anyhow::Result<()> {
         let Some(m) = self.member_named(name) else { bail!("{name} is not a slave of {}", self.name) };
-        let id = m.id;
+        let (id, saved) = (m.id, m.saved.clone());
+        // A converted interface gets the host's addresses and routes back while the bond
+        // still forwards for it, and leaves the datapath before the engine stops forwarding
+        // for it, so there is no instant without them.
+        let converted = saved.carried.is_some();
+        if converted {
+            put_back(self.net.as_mut(), &mut self.log, &saved);
+            self.datapath.detach(id.0);
+        }
         self.engine.handle(now(), Input::Release(id))?;
         let pos = self.members.iter().position(|m| m.id == id);
         let member = pos.map(|p| self.members.remove(p));
         self.apply_actions();
-        if let Some(m) = member {
+        if let Some(m) = member.filter(|_| !converted) {
             self.datapath.detach(m.id.0);
             put_back(self.net.as_mut(), &mut self.log, &m.saved);
         }

@@ -27,6 +27,7 @@ use crate::net::link::Change;
 use crate::net::{Netdev, System, ctx};
 
 pub mod adopt;
+mod convert;
 mod event_loop;
 mod failover;
 mod handover;
@@ -344,16 +345,28 @@ impl Daemon {
 
     /// Takes the bond apart for good: every slave released and restored, the BPF objects
     /// unpinned, the supervisor told to let bond0's TAP go, and bond0 deleted.
+    /// Every slave out. Converted interfaces first get the host's addresses and routes back
+    /// while the bond still forwards for them, then leave the datapath before the engine
+    /// stops forwarding: no frame of theirs meets a bond that no longer takes it, and the
+    /// bond fails over to no other slave (whose announcements would draw their MAC away).
+    pub(super) fn release_all(&mut self) {
+        for m in self.members.iter().filter(|m| m.saved.carried.is_some()) {
+            members::put_back(self.net.as_mut(), &mut self.log, &m.saved);
+            self.datapath.detach(m.id.0);
+        }
+        let _ = self.engine.handle(now(), Input::Command(Command::ReleaseAll));
+        self.apply_actions();
+        for m in std::mem::take(&mut self.members).into_iter().filter(|m| m.saved.carried.is_none()) {
+            self.datapath.detach(m.id.0);
+            members::put_back(self.net.as_mut(), &mut self.log, &m.saved);
+        }
+    }
+
     fn shutdown(&mut self) {
         if let Some(why) = self.life.stop.take() {
             self.note(Level::Info, why);
         }
-        let _ = self.engine.handle(now(), Input::Command(Command::ReleaseAll));
-        self.apply_actions();
-        for m in std::mem::take(&mut self.members) {
-            self.datapath.detach(m.id.0);
-            members::put_back(self.net.as_mut(), &mut self.log, &m.saved);
-        }
+        self.release_all();
         self.datapath.remove();
         self.publisher.withdraw();
         self.notify.stopping();

@@ -56,6 +56,11 @@ impl Daemon {
                 self.release(&slave)?;
                 Reply::Done
             }
+            Request::ReleaseAll => {
+                self.release_all();
+                self.record();
+                Reply::Done
+            }
             Request::SetActive { slave } => {
                 self.engine.handle(now, Input::Command(Command::ChangeActive(slave)))?;
                 Reply::Done

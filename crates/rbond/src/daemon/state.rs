@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::members::Member;
 use crate::control::LogLine;
 use crate::datapath::{AttachMode, Kind};
-use crate::net::address::Address;
+use crate::net::address::{Address, IFA_F_NODAD};
+use crate::net::carried::{Route, Rule};
 use crate::net::link::Change;
 use crate::net::{Netdev, ctx};
 
@@ -28,6 +29,30 @@ pub struct SavedSlave {
     /// Its own addresses (IPv6 link-local ones come back by themselves).
     #[serde(default)]
     pub addresses: Vec<Address>,
+    /// Set when it was converted in place: it carried the host's addresses, and they went to
+    /// the bond with these routes and rules, without the interface ever going down.
+    #[serde(default)]
+    pub carried: Option<Carried>,
+}
+
+/// What moved from a live interface to its bond besides the addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    pub bond: String,
+    pub routes: Vec<Route>,
+    pub rules: Vec<Rule>,
+}
+
+/// An address as it moves between interfaces: with no duplicate address detection for IPv6
+/// (it was in use a moment ago, and a tentative address cannot be a source), and its label
+/// renamed (a label must start with its interface's name).
+pub fn moving(a: &Address, from: &str, to: &str) -> Address {
+    let mut a = a.clone();
+    if a.addr.is_ipv6() {
+        a.flags |= IFA_F_NODAD;
+    }
+    a.label = a.label.map(|l| l.strip_prefix(from).map_or(l.clone(), |rest| format!("{to}{rest}")));
+    a
 }
 
 impl SavedSlave {
@@ -41,8 +66,9 @@ impl SavedSlave {
             mac,
             mtu: link.mtu,
             up: link.up,
-            ipv6_disabled: net.ipv6_disabled(name),
+            ipv6_disabled: net.ipv6_conf(name, "disable_ipv6"),
             addresses: addresses.into_iter().filter(|a| !a.is_link_local()).collect(),
+            carried: None,
         })
     }
 
@@ -57,7 +83,10 @@ impl SavedSlave {
                 failed.push(format!("{name}: {what}: {e}"));
             }
         };
-        step("set down", net.set_link(self.ifindex, Change::Up(false)));
+        // A converted interface stays up: it may be the host's only way in.
+        if self.carried.is_none() {
+            step("set down", net.set_link(self.ifindex, Change::Up(false)));
+        }
         if now.mac != Some(self.mac) {
             step("restore MAC", net.set_link(self.ifindex, Change::Mac(self.mac)));
         }
@@ -65,11 +94,36 @@ impl SavedSlave {
             step("restore MTU", net.set_link(self.ifindex, Change::Mtu(self.mtu)));
         }
         if let Some(v) = &self.ipv6_disabled {
-            step("restore disable_ipv6", net.set_ipv6_disabled(name, v));
+            // A converted interface's link-local address is the bond's too (same MAC): the
+            // bond gives it up first, or the interface's duplicate address detection would
+            // meet the bond's and fail for good.
+            if let Some(bond) = self.carried.as_ref().and_then(|c| net.link_named(&c.bond).ok()) {
+                for ll in net.addresses(bond.index).unwrap_or_default().iter().filter(|a| a.is_link_local()) {
+                    step("free the link-local address", net.delete_address(bond.index, ll));
+                }
+            }
+            step("restore disable_ipv6", net.set_ipv6_conf(name, "disable_ipv6", v));
         }
         let have = net.addresses(self.ifindex).unwrap_or_default();
         for a in self.addresses.iter().filter(|a| !have.iter().any(|h| h.addr == a.addr)) {
-            step("restore address", net.add_address(self.ifindex, a));
+            let a = match &self.carried {
+                Some(c) => moving(a, &c.bond, name),
+                None => a.clone(),
+            };
+            step("restore address", net.add_address(self.ifindex, &a));
+        }
+        if let Some(c) = &self.carried {
+            // The routes' next hops are known on the bond; eth0 learns them before the routes
+            // move, since answers to its own questions would still arrive through the bond.
+            if let Ok(bond) = net.link_named(&c.bond) {
+                step("copy neighbours", net.copy_neighbours(bond.index, self.ifindex));
+            }
+            for r in &c.routes {
+                step(&format!("restore route {}", r.show(name)), net.move_route(r, self.ifindex, self.ifindex));
+            }
+            for r in &c.rules {
+                step(&format!("restore rule {}", r.show(name)), net.move_rule(r, &c.bond, name));
+            }
         }
         if self.up {
             step("set up", net.set_link(self.ifindex, Change::Up(true)));

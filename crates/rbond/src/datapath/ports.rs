@@ -41,21 +41,27 @@ impl Ports {
         self.slaves.get(&ifindex)
     }
 
-    /// Lets a slave go: its socket closes and its ingress hook comes off (or its pin is
-    /// forgotten, when it was never taken back).
-    pub fn detach(&mut self, hooks: &mut Hooks, kept: &Kept, ifindex: u32) {
+    /// Lets a slave go: its ingress hook comes off (or its pin is forgotten, when it was never
+    /// taken back), and its socket is handed back, to be read once more or closed.
+    pub fn detach(&mut self, hooks: &mut Hooks, kept: &Kept, ifindex: u32) -> Option<SlaveSocket> {
         self.sent.forget(ifindex);
         let pin = slave_fd_name("ingress", ifindex);
         match self.slaves.remove(&ifindex) {
-            Some(s) => hooks.unhook(kept, &pin, ifindex, Hook::Ingress, s.hooked),
-            None => kept.forget_bpf(&pin),
+            Some(s) => {
+                hooks.unhook(kept, &pin, ifindex, Hook::Ingress, s.hooked);
+                Some(s.sock)
+            }
+            None => {
+                kept.forget_bpf(&pin);
+                None
+            }
         }
     }
 
     /// Lets every slave go.
     pub fn detach_all(&mut self, hooks: &mut Hooks, kept: &Kept) {
         let all: Vec<u32> = self.slaves.keys().copied().collect();
-        all.into_iter().for_each(|i| self.detach(hooks, kept, i));
+        all.into_iter().for_each(|i| drop(self.detach(hooks, kept, i)));
     }
 
     /// Watches what leaves the new active slave.

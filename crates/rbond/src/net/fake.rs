@@ -11,6 +11,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::Netdev;
 use super::address::Address;
 use super::behind::FdbEntry;
+use super::bound_sockets::BoundSocket;
+use super::carried::{Route, Rule};
 use super::link::{Change, Link};
 
 #[derive(Default)]
@@ -103,12 +105,14 @@ impl Netdev for FakeNetdev {
         self.addrs.entry(index).or_default().retain(|x| x.addr != a.addr);
         Ok(())
     }
-    fn ipv6_disabled(&mut self, name: &str) -> Option<String> {
-        self.ipv6.get(name).cloned()
+    fn ipv6_conf(&mut self, name: &str, key: &str) -> Option<String> {
+        self.ipv6.get(name).filter(|_| key == "disable_ipv6").cloned()
     }
-    fn set_ipv6_disabled(&mut self, name: &str, value: &str) -> io::Result<()> {
-        self.attempt(name, "disable_ipv6", value.into())?;
-        self.ipv6.insert(name.into(), value.into());
+    fn set_ipv6_conf(&mut self, name: &str, key: &str, value: &str) -> io::Result<()> {
+        self.attempt(name, key, value.into())?;
+        if key == "disable_ipv6" {
+            self.ipv6.insert(name.into(), value.into());
+        }
         Ok(())
     }
     fn links(&mut self) -> io::Result<Vec<Link>> {
@@ -122,5 +126,26 @@ impl Netdev for FakeNetdev {
     }
     fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>> {
         Ok(self.gateways.get(&index).cloned().unwrap_or_default())
+    }
+    fn routes_out_of(&mut self, _index: u32) -> io::Result<Vec<Route>> {
+        Ok(Vec::new())
+    }
+    fn move_route(&mut self, _route: &Route, from: u32, to: u32) -> io::Result<()> {
+        self.changes.push(format!("route {from} -> {to}"));
+        Ok(())
+    }
+    fn rules_naming(&mut self, _name: &str) -> io::Result<Vec<Rule>> {
+        Ok(Vec::new())
+    }
+    fn move_rule(&mut self, _rule: &Rule, from: &str, to: &str) -> io::Result<()> {
+        self.changes.push(format!("rule {from} -> {to}"));
+        Ok(())
+    }
+    fn bound_sockets(&mut self, _index: u32) -> io::Result<Vec<BoundSocket>> {
+        Ok(Vec::new())
+    }
+    fn copy_neighbours(&mut self, from: u32, to: u32) -> io::Result<()> {
+        self.changes.push(format!("neighbours {from} -> {to}"));
+        Ok(())
     }
 }

@@ -6,6 +6,8 @@ use std::io;
 
 pub mod address;
 pub mod behind;
+pub mod bound_sockets;
+pub mod carried;
 pub mod frames;
 pub mod link;
 pub mod route;
@@ -20,6 +22,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use address::Address;
 use behind::FdbEntry;
+use bound_sockets::BoundSocket;
+use carried::{Route, Rule};
 use link::{Change, Link};
 use rtnl::Rtnl;
 
@@ -34,9 +38,9 @@ pub trait Netdev: std::any::Any {
     fn addresses(&mut self, index: u32) -> io::Result<Vec<Address>>;
     fn add_address(&mut self, index: u32, a: &Address) -> io::Result<()>;
     fn delete_address(&mut self, index: u32, a: &Address) -> io::Result<()>;
-    /// The interface's `disable_ipv6` switch, if it has IPv6 at all.
-    fn ipv6_disabled(&mut self, name: &str) -> Option<String>;
-    fn set_ipv6_disabled(&mut self, name: &str, value: &str) -> io::Result<()>;
+    /// One of the interface's IPv6 settings (`disable_ipv6`, `accept_dad`), if it has IPv6.
+    fn ipv6_conf(&mut self, name: &str, key: &str) -> Option<String>;
+    fn set_ipv6_conf(&mut self, name: &str, key: &str, value: &str) -> io::Result<()>;
     /// Every interface.
     fn links(&mut self) -> io::Result<Vec<Link>>;
     /// Every bridge's forwarding database and every device's own address list.
@@ -45,6 +49,18 @@ pub trait Netdev: std::any::Any {
     fn groups(&mut self, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>);
     /// The IPv4 gateways of routes out of the interface.
     fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>>;
+    /// The host's own routes out of the interface (not the kernel's prefix routes).
+    fn routes_out_of(&mut self, index: u32) -> io::Result<Vec<Route>>;
+    /// Puts a route out of `to` in place of `from`, replacing it in one step.
+    fn move_route(&mut self, route: &Route, from: u32, to: u32) -> io::Result<()>;
+    /// The policy rules that name the interface.
+    fn rules_naming(&mut self, name: &str) -> io::Result<Vec<Rule>>;
+    /// Makes a rule name `to` instead of `from`.
+    fn move_rule(&mut self, rule: &Rule, from: &str, to: &str) -> io::Result<()>;
+    /// The TCP and UDP sockets bound to the interface.
+    fn bound_sockets(&mut self, index: u32) -> io::Result<Vec<BoundSocket>>;
+    /// Copies the resolved neighbours of `from` to `to`, as stale entries.
+    fn copy_neighbours(&mut self, from: u32, to: u32) -> io::Result<()>;
 }
 
 /// Whether the kernel may hold back this device's carrier events (up to a second when they
@@ -65,8 +81,8 @@ impl System {
     }
 }
 
-fn ipv6_switch(name: &str) -> String {
-    format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6")
+fn ipv6_setting(name: &str, key: &str) -> String {
+    format!("/proc/sys/net/ipv6/conf/{name}/{key}")
 }
 
 impl Netdev for System {
@@ -94,11 +110,11 @@ impl Netdev for System {
     fn delete_address(&mut self, index: u32, a: &Address) -> io::Result<()> {
         self.rtnl.delete_address(index, a)
     }
-    fn ipv6_disabled(&mut self, name: &str) -> Option<String> {
-        std::fs::read_to_string(ipv6_switch(name)).ok().map(|s| s.trim().to_string())
+    fn ipv6_conf(&mut self, name: &str, key: &str) -> Option<String> {
+        std::fs::read_to_string(ipv6_setting(name, key)).ok().map(|s| s.trim().to_string())
     }
-    fn set_ipv6_disabled(&mut self, name: &str, value: &str) -> io::Result<()> {
-        std::fs::write(ipv6_switch(name), value)
+    fn set_ipv6_conf(&mut self, name: &str, key: &str, value: &str) -> io::Result<()> {
+        std::fs::write(ipv6_setting(name, key), value)
     }
     fn links(&mut self) -> io::Result<Vec<Link>> {
         self.rtnl.links()
@@ -112,6 +128,24 @@ impl Netdev for System {
     }
     fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>> {
         self.rtnl.gateways(index)
+    }
+    fn routes_out_of(&mut self, index: u32) -> io::Result<Vec<Route>> {
+        self.rtnl.routes_out_of(index)
+    }
+    fn move_route(&mut self, route: &Route, from: u32, to: u32) -> io::Result<()> {
+        self.rtnl.move_route(route, from, to)
+    }
+    fn rules_naming(&mut self, name: &str) -> io::Result<Vec<Rule>> {
+        self.rtnl.rules_naming(name)
+    }
+    fn move_rule(&mut self, rule: &Rule, from: &str, to: &str) -> io::Result<()> {
+        self.rtnl.move_rule(rule, from, to)
+    }
+    fn bound_sockets(&mut self, index: u32) -> io::Result<Vec<BoundSocket>> {
+        bound_sockets::bound_to(index)
+    }
+    fn copy_neighbours(&mut self, from: u32, to: u32) -> io::Result<()> {
+        self.rtnl.copy_neighbours(from, to)
     }
 }
 

@@ -1,10 +1,13 @@
-//! The IPv4 gateways reached through an interface: what the standby check probes for when
-//! the bond has no ARP targets.
+//! The IPv4 gateways reached through an interface (what the standby check probes for when
+//! the bond has no ARP targets), and the default route a stanza's `gateway` adds.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::rtnl::Rtnl;
@@ -44,5 +47,39 @@ impl Rtnl {
             }
         }
         Ok(out)
+    }
+}
+
+/// `default via GATEWAY dev INDEX [metric M]`, onlink for IPv4 as ifupdown's `static`
+/// method adds it.
+fn default_route(index: u32, via: IpAddr, metric: Option<u32>) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = if via.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    m.header.protocol = RouteProtocol::Boot;
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    let gateway = match via {
+        IpAddr::V4(v4) => {
+            m.header.flags = RouteFlags::Onlink;
+            RouteAddress::Inet(v4)
+        }
+        IpAddr::V6(v6) => RouteAddress::Inet6(v6),
+    };
+    m.attributes.push(RouteAttribute::Gateway(gateway));
+    m.attributes.push(RouteAttribute::Oif(index));
+    m.attributes.extend(metric.map(RouteAttribute::Priority));
+    m
+}
+
+impl Rtnl {
+    /// `ip route replace default via GATEWAY dev INDEX [metric M]`.
+    pub fn replace_default_route(&mut self, index: u32, via: IpAddr, metric: Option<u32>) -> io::Result<()> {
+        self.change(RouteNetlinkMessage::NewRoute(default_route(index, via, metric)), NLM_F_CREATE | NLM_F_REPLACE)
+    }
+
+    /// `ip route del default via GATEWAY dev INDEX [metric M]`.
+    pub fn delete_default_route(&mut self, index: u32, via: IpAddr, metric: Option<u32>) -> io::Result<()> {
+        self.change(RouteNetlinkMessage::DelRoute(default_route(index, via, metric)), 0)
     }
 }

@@ -2,7 +2,7 @@
 //! the two CPUs, and shorthands that fail the test on error.
 #![allow(dead_code)] // each test file uses its own part
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -160,4 +160,53 @@ pub fn tcp_both_ways(lab: &Lab, bytes: usize) -> Duration {
     assert_eq!(server.join().unwrap().unwrap(), bytes);
     assert_eq!(back, bytes);
     took
+}
+
+/// rbond's hooks in /etc/network for the test's lifetime, pointing at the lab's run directory.
+pub struct Hooks<'a>(&'a Path);
+
+impl<'a> Hooks<'a> {
+    pub fn install(run_dir: &'a Path) -> Option<Hooks<'a>> {
+        if Command::new("ifup").arg("--version").output().is_err() {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: the ifupdown package is missing");
+            eprintln!("skipped: ifupdown is not installed (scripts/test installs it)");
+            return None;
+        }
+        let out = Command::new(bin()).arg("--run-dir").arg(run_dir).args(["install-hooks"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Some(Hooks(run_dir))
+    }
+}
+
+impl Drop for Hooks<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(bin()).arg("--run-dir").arg(self.0).args(["install-hooks", "--remove"]).output();
+    }
+}
+
+/// The interfaces file for ifupdown and its state directory, in the lab's run directory.
+pub fn write(lab: &Lab, text: &str) -> (PathBuf, PathBuf) {
+    let file = lab.run_dir.join("interfaces");
+    std::fs::write(&file, text).unwrap();
+    let state = lab.run_dir.join("ifstate");
+    std::fs::create_dir_all(&state).unwrap();
+    (file, state)
+}
+
+/// Runs `ifup` or `ifdown` on the file in the host namespace; fails the test if it fails.
+pub fn ifupdown(lab: &Lab, cmd: &str, file: &Path, state: &Path, ifaces: &[&str]) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.host(), cmd, "-i"])
+        .arg(file)
+        .arg("--state-dir")
+        .arg(state)
+        .args(ifaces)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {ifaces:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -124,7 +124,7 @@ impl Datapath for KernelDatapath {
     }
 
     fn detach(&mut self, ifindex: u32) {
-        self.ports.detach(&mut self.hooks, &self.kept, ifindex);
+        drop(self.ports.detach(&mut self.hooks, &self.kept, ifindex));
     }
 
     fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()> {

@@ -86,19 +86,7 @@ impl UserspaceDatapath {
     fn pump_slave(&mut self, ifindex: u32, seen: &mut dyn FnMut(u32, Seen)) {
         let Some(s) = self.ports.get(ifindex) else { return };
         let deliver = self.deliver_backups || self.active == Some(ifindex);
-        for _ in 0..PER_WAKEUP / SLOTS {
-            let Ok(n) = self.batch.receive(s.sock.as_fd()) else { break };
-            for frame in self.batch.frames() {
-                let what = frames::inspect(frame.get(VNET_HDR_LEN..).unwrap_or_default());
-                if deliver && what != Seen::Malformed {
-                    let _ = self.tap.write(frame);
-                }
-                seen(ifindex, what);
-            }
-            if n < SLOTS {
-                break; // the socket is drained
-            }
-        }
+        pump(&mut self.batch, &self.tap, &s.sock, deliver, seen);
     }
 }
 
@@ -137,7 +125,12 @@ impl Datapath for UserspaceDatapath {
     }
 
     fn detach(&mut self, ifindex: u32) {
-        self.ports.detach(&mut self.hooks, &self.kept, ifindex);
+        // Frames taken off the wire until the hook is off wait in the socket: a slave still
+        // active (a converted one handing the host back) delivers them before it closes.
+        let deliver = self.active == Some(ifindex);
+        if let Some(sock) = self.ports.detach(&mut self.hooks, &self.kept, ifindex) {
+            pump(&mut self.batch, &self.tap, &sock, deliver, &mut |_, _| {});
+        }
         if self.active == Some(ifindex) {
             self.active = None;
         }
@@ -178,5 +171,23 @@ impl Datapath for UserspaceDatapath {
         self.ports.detach_all(&mut self.hooks, &self.kept);
         self.kept.forget_all();
         self.active = None;
+    }
+}
+
+/// Frames from a slave's socket to bond0 (when `deliver`), a batch at a time; the monitors
+/// hear about every frame.
+fn pump(batch: &mut Batch, tap: &BondDevice, sock: &SlaveSocket, deliver: bool, seen: &mut dyn FnMut(u32, Seen)) {
+    for _ in 0..PER_WAKEUP / SLOTS {
+        let Ok(n) = batch.receive(sock.as_fd()) else { break };
+        for frame in batch.frames() {
+            let what = frames::inspect(frame.get(VNET_HDR_LEN..).unwrap_or_default());
+            if deliver && what != Seen::Malformed {
+                let _ = tap.write(frame);
+            }
+            seen(sock.ifindex(), what);
+        }
+        if n < SLOTS {
+            break; // the socket is drained
+        }
     }
 }
