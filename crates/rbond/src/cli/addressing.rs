@@ -6,13 +6,20 @@
 use std::net::IpAddr;
 
 use crate::config::addressing::{Addressing, StanzaAddress};
-use crate::net::address::{Address, IFA_F_NODAD};
+use std::time::Duration;
+
+use crate::net::address::{Address, IFA_F_NODAD, IFA_F_TENTATIVE};
 use crate::net::ctx;
 use crate::net::rtnl::Rtnl;
 
 pub fn apply(bond: &str, want: &Addressing) -> anyhow::Result<()> {
     let mut rtnl = Rtnl::open()?;
     let index = ctx(rtnl.link_named(bond), "lookup", bond)?.index;
+    if want.addresses.is_empty() && want.gateways.is_empty() {
+        return Ok(());
+    }
+    // Up first, as ifup's method brings it up: a gateway needs a device that is up.
+    ctx(rtnl.set_link(index, crate::net::link::Change::Up(true)), "set up", bond)?;
     for a in &want.addresses {
         let add = rtnl.add_address(index, &Address::new(a.addr, a.prefix));
         add.map_err(|e| anyhow::anyhow!("{}: address {}/{}: {e}", a.place, a.addr, a.prefix))?;
@@ -60,6 +67,15 @@ pub fn make_room(bond: &str, want: &Addressing) -> anyhow::Result<()> {
     for a in converted {
         let (on, s) = stand_in(a.addr, index, lo);
         ctx(rtnl.add_address(on, &s), &format!("add the stand-in {s}"), bond)?;
+        // An IPv6 address gets its local route a moment after the request returns (when the
+        // kernel's address worker marks it ready); the one it stands in for goes only then.
+        let ready = |r: &mut Rtnl| -> anyhow::Result<bool> {
+            let have = r.addresses(on)?;
+            Ok(have.iter().any(|h| h.addr == s.addr && h.prefix == s.prefix && h.flags & IFA_F_TENTATIVE == 0))
+        };
+        if !crate::wait::until(Duration::from_secs(1), Duration::from_millis(1), || ready(&mut rtnl))? {
+            anyhow::bail!("{bond}: the stand-in {s} did not become ready");
+        }
         let exact = Address::new(a.addr, a.prefix);
         ctx(rtnl.delete_address(index, &exact), &format!("make room for ifup's {exact}"), bond)?;
     }

@@ -14,10 +14,12 @@ use crate::daemon::{Config, Daemon, DatapathChoice};
 use launch::Launcher;
 
 pub mod addressing;
+pub mod dry_run;
 pub mod hook;
 pub mod ifenslave;
 pub mod launch;
 pub mod supervise;
+pub mod trial;
 pub mod unit;
 
 #[derive(Parser)]
@@ -224,6 +226,50 @@ enum Cmd {
         /// The interfaces file.
         #[arg(short = 'i', long = "interfaces", default_value = "/etc/network/interfaces")]
         file: PathBuf,
+        /// Print what would change on the host (as ip commands) and the lint findings; change
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Apply a bond's stanza on probation: rolled back unless confirmed in time, and at once
+    /// if the bond cannot reach its gateways (the watcher outlives this terminal).
+    Try {
+        /// The bond, as its stanza names it (of a pending try, with --confirm).
+        bond: String,
+        /// The interfaces file.
+        #[arg(short = 'i', long = "interfaces", default_value = "/etc/network/interfaces")]
+        file: PathBuf,
+        /// Seconds to wait for `rbond try --confirm` (or Enter) before rolling back.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Seconds the bond has to reach its gateways, ARP targets and --check-ip addresses.
+        #[arg(long, default_value_t = 10)]
+        grace: u64,
+        /// Another address that must answer through the bond (repeatable).
+        #[arg(long = "check-ip")]
+        check_ip: Vec<std::net::IpAddr>,
+        /// Keep the pending try's configuration.
+        #[arg(long)]
+        confirm: bool,
+        /// Print what would change on the host (as ip commands) and the lint findings; change
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Watch a try for `rbond try` (which starts it) and roll it back unless confirmed.
+    #[command(hide = true)]
+    TryWatch {
+        /// The bond.
+        bond: String,
+        /// When to roll back without a confirmation, in milliseconds since the Unix epoch.
+        #[arg(long)]
+        until_ms: u64,
+        /// Milliseconds the bond has to reach its gateways.
+        #[arg(long)]
+        grace_ms: u64,
+        /// An address that must answer through the bond.
+        #[arg(long = "check-ip")]
+        check_ip: Vec<std::net::IpAddr>,
     },
     /// Stop the daemon: slaves get back their MAC, MTU, state and addresses (a converted one
     /// its routes and rules too), and the bond disappears.
@@ -395,7 +441,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::SetPrio { bond, slave, prio } => Client::new(dir, &bond).done(&Request::SetPrio { slave, prio })?,
         Cmd::Get { bond, option } => println!("{}", Client::new(dir, &bond).get(&option)?),
         Cmd::Set { bond, option, value } => Client::new(dir, &bond).done(&Request::Set { option, value })?,
-        Cmd::Up { bond, file } => {
+        Cmd::Up { bond, file, dry_run: true } | Cmd::Try { bond, file, dry_run: true, .. } => {
+            let ifs = Interfaces::read(&file)?;
+            let (cfg, want) = (bond_config(&ifs, &bond)?, crate::config::addressing::addressing(&ifs, &bond)?);
+            for line in dry_run::plan(&ifs, &cfg, &want)? {
+                println!("{line}");
+            }
+        }
+        Cmd::Up { bond, file, dry_run: false } => {
             let ifs = Interfaces::read(&file)?;
             let (cfg, want) = (bond_config(&ifs, &bond)?, crate::config::addressing::addressing(&ifs, &bond)?);
             launcher.start(&cfg)?;
@@ -407,6 +460,22 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Cmd::Down { bond } => launcher.stop(&bond)?,
+        Cmd::Try { bond, confirm: true, .. } => trial::confirm(dir, &bond)?,
+        Cmd::Try { bond, file, timeout, grace, check_ip, confirm: false, dry_run: false } => {
+            let t = trial::Trial {
+                bond,
+                file,
+                timeout: Duration::from_secs(timeout),
+                grace: Duration::from_secs(grace),
+                check: check_ip,
+            };
+            return Ok(if trial::run(&launcher, &t)? { 0 } else { 1 });
+        }
+        Cmd::TryWatch { bond, until_ms, grace_ms, check_ip } => {
+            let until = std::time::UNIX_EPOCH + Duration::from_millis(until_ms);
+            let w = trial::Watch { bond, until, grace: Duration::from_millis(grace_ms), check: check_ip };
+            return Ok(if trial::watch(&launcher, &w)? { 0 } else { 1 });
+        }
         Cmd::Restart { bond } => launch::restart(dir, &bond)?,
         Cmd::Hook => {
             let phase = std::env::var("PHASE").unwrap_or_default();

@@ -19,16 +19,21 @@ use rbond_core::Level;
 use super::Daemon;
 use super::state::{Carried, SavedSlave, moving};
 use crate::net::ctx;
-use crate::net::link::Change;
+use crate::net::link::{Change, Link};
+
+/// Whether enslaving an interface converts it in place: it is the bond's first slave (so it
+/// becomes the active one at once, as the guide's eth0 does), it carries addresses of the
+/// host's own, and it is up with carrier. A later slave's addresses are removed as ifenslave
+/// removes them.
+pub fn converts(first: bool, saved: &SavedSlave, link: &Link) -> bool {
+    first && !saved.addresses.is_empty() && link.up && link.lower_up
+}
 
 impl Daemon {
-    /// Whether enslaving this interface converts it in place: it is the bond's first slave
-    /// (so it becomes the active one at once, as the guide's eth0 does), it carries
-    /// addresses of the host's own, and it is up with carrier. A later slave's addresses are
-    /// removed as ifenslave removes them.
+    /// Whether enslaving this interface converts it in place (see `converts`).
     pub(super) fn converts(&mut self, saved: &SavedSlave) -> bool {
         let link = self.net.link(saved.ifindex).unwrap_or_default();
-        self.members.is_empty() && !saved.addresses.is_empty() && link.up && link.lower_up
+        converts(self.members.is_empty(), saved, &link)
     }
 
     /// The routes out of the interface and the rules naming it, which move with it; what

@@ -27,7 +27,7 @@ use crate::net::link::Change;
 use crate::net::{Netdev, System, ctx};
 
 pub mod adopt;
-mod convert;
+pub mod convert;
 mod event_loop;
 mod failover;
 mod handover;

@@ -103,15 +103,21 @@ impl fmt::Display for Address {
 impl Rtnl {
     /// Every address of the interface, IPv4 first, in the kernel's order.
     pub fn addresses(&mut self, index: u32) -> io::Result<Vec<Address>> {
+        let all = self.all_addresses()?;
+        Ok(all.into_iter().filter(|(i, _)| *i == index).map(|(_, a)| a).collect())
+    }
+
+    /// Every address of every interface, with its interface's index; IPv4 first.
+    pub fn all_addresses(&mut self) -> io::Result<Vec<(u32, Address)>> {
         let replies = self.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
-        let mut out: Vec<Address> = replies
+        let mut out: Vec<(u32, Address)> = replies
             .iter()
             .filter_map(|r| match r {
-                RouteNetlinkMessage::NewAddress(m) if m.header.index == index => Address::from_message(m),
+                RouteNetlinkMessage::NewAddress(m) => Some((m.header.index, Address::from_message(m)?)),
                 _ => None,
             })
             .collect();
-        out.sort_by_key(|a| a.addr.is_ipv6());
+        out.sort_by_key(|(_, a)| a.addr.is_ipv6());
         Ok(out)
     }
 

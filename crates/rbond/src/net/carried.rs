@@ -16,6 +16,7 @@ use netlink_packet_route::rule::{RuleAttribute, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use serde::{Deserialize, Serialize};
 
+use super::address::Address;
 use super::route::out_of;
 use super::rtnl::Rtnl;
 
@@ -49,17 +50,24 @@ fn table(m: &RouteMessage) -> u32 {
     attr.unwrap_or(u32::from(m.header.table))
 }
 
-/// Whether the route is one to move with the interface: one of the host's own (not the
-/// kernel's, which come and go with addresses), a unicast route out of `index`.
-fn movable(m: &RouteMessage, index: u32) -> bool {
-    let through = out_of(m) == Some(index)
-        || m.attributes
-            .iter()
-            .any(|a| matches!(a, RouteAttribute::MultiPath(hops) if hops.iter().any(|h| h.interface_index == index)));
-    through
-        && m.header.protocol != RouteProtocol::Kernel
-        && m.header.kind == RouteType::Unicast
-        && table(m) != RT_TABLE_LOCAL
+/// Whether the route is one of the host's own (not the kernel's, which come and go with
+/// addresses): a unicast route outside the `local` table.
+fn hosts_own(m: &RouteMessage) -> bool {
+    m.header.protocol != RouteProtocol::Kernel && m.header.kind == RouteType::Unicast && table(m) != RT_TABLE_LOCAL
+}
+
+/// Whether the route goes out of `index` (any next hop of a multipath one).
+fn through(m: &RouteMessage, index: u32) -> bool {
+    let hop = |a: &RouteAttribute| matches!(a, RouteAttribute::MultiPath(hops) if hops.iter().any(|h| h.interface_index == index));
+    out_of(m) == Some(index) || m.attributes.iter().any(hop)
+}
+
+fn show_addr(a: &RouteAddress) -> String {
+    match a {
+        RouteAddress::Inet(v4) => IpAddr::V4(*v4).to_string(),
+        RouteAddress::Inet6(v6) => IpAddr::V6(*v6).to_string(),
+        other => format!("{other:?}"),
+    }
 }
 
 impl Route {
@@ -93,26 +101,24 @@ impl Route {
     /// The route in `ip route` words, going out of `dev`.
     pub fn show(&self, dev: &str) -> String {
         let Ok(m) = self.message() else { return "(unreadable route)".into() };
-        let addr = |a: &RouteAddress| match a {
-            RouteAddress::Inet(v4) => IpAddr::V4(*v4).to_string(),
-            RouteAddress::Inet6(v6) => IpAddr::V6(*v6).to_string(),
-            other => format!("{other:?}"),
-        };
         let mut words = Vec::new();
-        let dst =
-            m.attributes.iter().find_map(|a| if let RouteAttribute::Destination(d) = a { Some(addr(d)) } else { None });
+        let dst = m
+            .attributes
+            .iter()
+            .find_map(|a| if let RouteAttribute::Destination(d) = a { Some(show_addr(d)) } else { None });
         match dst {
             Some(d) => words.push(format!("{d}/{}", m.header.destination_prefix_length)),
             None => words.push("default".into()),
         }
-        for a in &m.attributes {
-            match a {
-                RouteAttribute::Gateway(g) => words.push(format!("via {}", addr(g))),
-                RouteAttribute::PrefSource(s) => words.push(format!("src {}", addr(s))),
-                RouteAttribute::Priority(p) => words.push(format!("metric {p}")),
-                _ => {}
-            }
-        }
+        // In the order `ip route` writes them.
+        let find = |want: fn(&RouteAttribute) -> Option<String>| m.attributes.iter().find_map(want);
+        words.extend(find(|a| {
+            if let RouteAttribute::Gateway(g) = a { Some(format!("via {}", show_addr(g))) } else { None }
+        }));
+        words.extend(find(|a| {
+            if let RouteAttribute::PrefSource(s) = a { Some(format!("src {}", show_addr(s))) } else { None }
+        }));
+        words.extend(find(|a| if let RouteAttribute::Priority(p) = a { Some(format!("metric {p}")) } else { None }));
         words.push(format!("dev {dev}"));
         let t = table(&m);
         if t != u32::from(RouteHeader::RT_TABLE_MAIN) {
@@ -121,10 +127,13 @@ impl Route {
         if m.header.flags.contains(RouteFlags::Onlink) {
             words.push("onlink".into());
         }
-        if m.header.address_family == AddressFamily::Inet6 {
-            words.insert(0, "-6".into());
-        }
         words.join(" ")
+    }
+
+    /// `ip [-6] route VERB …` for the route going out of `dev`.
+    pub fn command(&self, verb: &str, dev: &str) -> String {
+        let v6 = self.message().is_ok_and(|m| m.header.address_family == AddressFamily::Inet6);
+        format!("ip {}route {verb} {}", if v6 { "-6 " } else { "" }, self.show(dev))
     }
 }
 
@@ -146,19 +155,26 @@ impl Rule {
         Ok(m)
     }
 
+    /// `ip [-6] rule VERB …` for the rule naming `dev` where it named the interface.
+    pub fn command(&self, verb: &str, dev: &str) -> String {
+        let v6 = self.message().is_ok_and(|m| m.header.family == AddressFamily::Inet6);
+        format!("ip {}rule {verb} {}", if v6 { "-6 " } else { "" }, self.show(dev))
+    }
+
     /// The rule in `ip rule` words, naming `dev` where it named the interface.
     pub fn show(&self, dev: &str) -> String {
         let Ok(m) = self.message() else { return "(unreadable rule)".into() };
+        // In the order `ip rule` writes them.
         let mut words = Vec::new();
-        for a in &m.attributes {
-            match a {
-                RuleAttribute::Priority(p) => words.insert(0, format!("priority {p}")),
-                RuleAttribute::Iifname(_) => words.push(format!("iif {dev}")),
-                RuleAttribute::Oifname(_) => words.push(format!("oif {dev}")),
-                RuleAttribute::Table(t) => words.push(format!("lookup {t}")),
-                _ => {}
-            }
-        }
+        let find = |want: fn(&RuleAttribute) -> Option<String>| m.attributes.iter().find_map(want);
+        words.extend(find(|a| if let RuleAttribute::Priority(p) = a { Some(format!("priority {p}")) } else { None }));
+        words.extend(
+            find(|a| matches!(a, RuleAttribute::Iifname(_)).then_some(String::new())).map(|_| format!("iif {dev}")),
+        );
+        words.extend(
+            find(|a| matches!(a, RuleAttribute::Oifname(_)).then_some(String::new())).map(|_| format!("oif {dev}")),
+        );
+        words.extend(find(|a| if let RuleAttribute::Table(t) = a { Some(format!("lookup {t}")) } else { None }));
         words.join(" ")
     }
 }
@@ -166,13 +182,18 @@ impl Rule {
 impl Rtnl {
     /// The host's routes out of the interface, IPv4 then IPv6, in every table but `local`.
     pub fn routes_out_of(&mut self, index: u32) -> io::Result<Vec<Route>> {
+        self.own_routes(|m| through(m, index))
+    }
+
+    fn own_routes(&mut self, keep: impl Fn(&RouteMessage) -> bool) -> io::Result<Vec<Route>> {
         let mut out = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut ask = RouteMessage::default();
             ask.header.address_family = family;
             for r in self.dump(RouteNetlinkMessage::GetRoute(ask))? {
                 if let RouteNetlinkMessage::NewRoute(m) = r
-                    && movable(&m, index)
+                    && hosts_own(&m)
+                    && keep(&m)
                 {
                     out.push(Route::from_message(&m));
                 }
@@ -190,19 +211,21 @@ impl Rtnl {
 
     /// The policy rules that name the interface, IPv4 then IPv6.
     pub fn rules_naming(&mut self, name: &str) -> io::Result<Vec<Rule>> {
+        self.rules(|m| {
+            m.attributes.iter().any(|a| matches!(a, RuleAttribute::Iifname(n) | RuleAttribute::Oifname(n) if n == name))
+        })
+    }
+
+    fn rules(&mut self, keep: impl Fn(&RuleMessage) -> bool) -> io::Result<Vec<Rule>> {
         let mut out = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut ask = RuleMessage::default();
             ask.header.family = family;
             for r in self.dump(RouteNetlinkMessage::GetRule(ask))? {
-                if let RouteNetlinkMessage::NewRule(m) = r {
-                    let names = m
-                        .attributes
-                        .iter()
-                        .any(|a| matches!(a, RuleAttribute::Iifname(n) | RuleAttribute::Oifname(n) if n == name));
-                    if names {
-                        out.push(Rule { netlink: emit(&m) });
-                    }
+                if let RouteNetlinkMessage::NewRule(m) = r
+                    && keep(&m)
+                {
+                    out.push(Rule { netlink: emit(&m) });
                 }
             }
         }
@@ -247,5 +270,46 @@ impl Rtnl {
             self.change(RouteNetlinkMessage::NewNeighbour(m), NLM_F_CREATE | NLM_F_REPLACE)?;
         }
         Ok(())
+    }
+}
+
+/// The host's own IP configuration (addresses, routes, policy rules), taken before `rbond
+/// try` applies a file, so that a rollback puts back whatever taking the bond down does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostConfig {
+    pub addresses: Vec<(u32, Address)>,
+    pub routes: Vec<Route>,
+    pub rules: Vec<Rule>,
+}
+
+impl Rtnl {
+    pub fn host_config(&mut self) -> io::Result<HostConfig> {
+        let addresses = self.all_addresses()?.into_iter().filter(|(_, a)| !a.is_link_local()).collect();
+        Ok(HostConfig { addresses, routes: self.own_routes(|_| true)?, rules: self.rules(|_| true)? })
+    }
+
+    /// Adds back what `was` had and the host lacks now (addresses first, so the routes' next
+    /// hops are reachable again); returns what could not be.
+    pub fn put_back(&mut self, was: &HostConfig) -> io::Result<Vec<String>> {
+        let now = self.host_config()?;
+        let mut failed = Vec::new();
+        for (i, a) in was.addresses.iter().filter(|x| !now.addresses.contains(x)) {
+            if let Err(e) = self.add_address(*i, a) {
+                failed.push(format!("address {a} on interface {i}: {e}"));
+            }
+        }
+        for r in was.routes.iter().filter(|r| !now.routes.contains(r)) {
+            let m = r.message()?;
+            if let Err(e) = self.change(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_REPLACE) {
+                failed.push(format!("route {}: {e}", r.show("(its interface)")));
+            }
+        }
+        for r in was.rules.iter().filter(|r| !now.rules.contains(r)) {
+            match self.change(RouteNetlinkMessage::NewRule(r.message()?), NLM_F_CREATE | NLM_F_EXCL) {
+                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => failed.push(format!("rule {}: {e}", r.show("…"))),
+                _ => {}
+            }
+        }
+        Ok(failed)
     }
 }

@@ -10,6 +10,7 @@ pub mod bound_sockets;
 pub mod carried;
 pub mod frames;
 pub mod link;
+pub mod reach;
 pub mod route;
 pub mod rtnl;
 pub mod tc;

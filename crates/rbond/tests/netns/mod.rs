@@ -2,6 +2,8 @@
 //! the two CPUs, and shorthands that fail the test on error.
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod remote;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
