@@ -115,3 +115,38 @@ fn ifup_converts_a_live_eth0_too() {
     }
     same_as(&before, &snapshot(&net));
 }
+
+/// A converted bond outlives its daemon too: SIGKILL, the supervisor's next daemon adopts the
+/// bond with what the conversion moved, the sessions carry on, and `rbond down` gives eth0
+/// everything back. Where the file gives bond0 another address than eth0 had, the file wins.
+#[test]
+fn a_converted_bond_survives_its_daemon_and_the_file_wins() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let net = lab(Wiring::OneSwitch);
+    remote_host(&net);
+    let before = snapshot(&net);
+    let v4 = Session::open(&net, "10.77.0.1".parse().unwrap(), FAR_V4.parse().unwrap(), 7100);
+    let file = net.run_dir.join("interfaces");
+    std::fs::write(&file, STANZA).unwrap();
+    let out = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "rbond up: {}", String::from_utf8_lossy(&out.stderr));
+    let old = net.answering_pid().unwrap();
+    let kill = timed(|| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        wait(&net, "a new daemon", |l| l.answering_pid().is_some_and(|p| p != old));
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let out = rbond(&net).args(["down", "bond0"]).output().unwrap();
+    assert!(out.status.success(), "rbond down: {}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+    let trips = v4.close();
+    let k = longest(&trips, kill.0, kill.1);
+    eprintln!("{} messages; longest round trip across the SIGKILL {k:?}", trips.len());
+    assert!(k < Duration::from_millis(100), "the SIGKILL stalled the session for {k:?}");
+    same_as(&before, &snapshot(&net));
+    // The file says 10.77.0.9: bond0 ends with that one, not eth0's.
+    std::fs::write(&file, STANZA.replace("10.77.0.1/24", "10.77.0.9/24")).unwrap();
+    let out = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "rbond up: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(net.addrs("bond0"), ["10.77.0.9/24", "2001:db8:77::1/64"]);
+}

@@ -1,7 +1,7 @@
 //! `rbond try` on a live remote host: kept when confirmed, rolled back exactly (the session
 //! alive) when not confirmed, when the terminal that typed it is gone, or when the new bond
-//! cannot reach its gateway; refused before anything changes on bad input or while another
-//! try is pending.
+//! cannot reach its gateway; a running bond's changed options and slaves undone the same way;
+//! refused before anything changes on bad input or while another try is pending.
 
 mod netns;
 
@@ -137,16 +137,6 @@ fn bad_input_is_refused_before_anything_changes() {
     assert!(typo.starts_with("rbond: FILE:6: unknown option bond-miimonn (did you mean bond-miimon?)"), "{typo}");
     assert_eq!(refused(&STANZA.replace("eth0 eth1", "eth0 eth9")), "rbond: FILE:1: eth9: no such interface\n");
     same_as(&before, &snapshot(&net));
-    // A bond that runs already is not tried over.
-    let file = file_with(&net, &STANZA.replace("bond-slaves eth0 eth1", "bond-slaves eth1"));
-    let up = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
-    let out = rbond(&net).args(["try", "bond0", "-i"]).arg(&file).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "rbond: bond0: the bond is running already; rbond try applies a bond that is not (rbond down first)\n"
-    );
 }
 
 /// `--dry-run` says, as `ip` commands, what `rbond up` and `rbond try` would do to the host
@@ -190,5 +180,40 @@ ip -6 route replace default via 2001:db8:77::2 dev bond0
         assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "rbond {cmd} --dry-run");
     }
     assert!(net.link("bond0").is_none(), "nothing was applied");
+    same_as(&before, &snapshot(&net));
+}
+
+/// A running bond tried with other options and fewer slaves, not confirmed: it gets exactly
+/// its own options and slaves back, and the session through it never notices.
+#[test]
+fn a_running_bonds_changes_are_undone_without_confirmation() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let net = lab(Wiring::OneSwitch);
+    remote_host(&net);
+    let file = file_with(&net, STANZA);
+    let up = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let before = snapshot(&net);
+    let get = |o: &str| net.get(o).unwrap();
+    let was = [get("miimon"), get("updelay"), get("slaves")];
+    let session = Session::open(&net, "10.77.0.1".parse().unwrap(), FAR_V4.parse().unwrap(), 7100);
+    let changed = STANZA
+        .replace("bond-miimon 100", "bond-miimon 50\n    bond-updelay 100")
+        .replace("bond-slaves eth0 eth1", "bond-slaves eth0");
+    let file = file_with(&net, &changed);
+    let (first, said) = start_try(&net, &file, &["--timeout", "3"]);
+    assert!(said.starts_with("bond0: applied;"), "{said}");
+    assert_eq!([get("miimon"), get("updelay"), get("slaves")], ["50", "100", "eth0"]);
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "rbond: bond0: rbond try: rolled back (not confirmed in time); the host is configured as before\n"
+    );
+    assert_eq!([get("miimon"), get("updelay"), get("slaves")], was, "the bond's own options and slaves");
+    let trips = session.close();
+    let worst = trips.iter().map(|t| t.1).max().unwrap_or_default();
+    eprintln!("{} messages, longest round trip {worst:?}", trips.len());
+    assert!(worst < Duration::from_millis(100), "the session stalled for {worst:?}");
     same_as(&before, &snapshot(&net));
 }

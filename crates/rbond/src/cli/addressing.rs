@@ -5,6 +5,8 @@
 
 use std::net::IpAddr;
 
+use anyhow::Context;
+
 use crate::config::addressing::{Addressing, StanzaAddress};
 use std::time::Duration;
 
@@ -26,6 +28,10 @@ pub fn apply(bond: &str, want: &Addressing) -> anyhow::Result<()> {
     }
     let families = |v6: bool| want.addresses.iter().any(|a| a.addr.is_ipv6() == v6);
     let listed = |a: &Address| want.addresses.iter().any(|w| w.addr == a.addr && w.prefix == a.prefix);
+    // The file's address may have gone in as a secondary of the one it replaces; it must be
+    // promoted, not removed with it, when that one goes.
+    let promote = format!("/proc/sys/net/ipv4/conf/{bond}/promote_secondaries");
+    std::fs::write(&promote, "1").with_context(|| promote.clone())?;
     for a in ctx(rtnl.addresses(index), "read addresses", bond)? {
         if !a.is_link_local() && families(a.addr.is_ipv6()) && !listed(&a) {
             ctx(rtnl.delete_address(index, &a), &format!("remove {a}, which the file does not give it"), bond)?;

@@ -4,8 +4,11 @@
 //! The watcher rolls everything back at once when the bond cannot reach its gateways (or ARP
 //! targets, or `--check-ip` addresses) within the grace period, or when the apply did not
 //! finish, and otherwise unless `rbond try --confirm` (or Enter on the terminal) keeps it
-//! before the timeout. Files in the run directory carry it: `<bond>.try` (the host as it was),
-//! `<bond>.try.lock` (held while a try is pending), `<bond>.try.confirmed`, `<bond>.try.log`.
+//! before the timeout. A new bond is applied as `rbond up` applies it; a running one takes the
+//! file's options and slaves one change at a time. Files in the run directory carry it:
+//! `<bond>.try` (the host as it was), `<bond>.try.undo` (how to undo a running bond's
+//! changes), `<bond>.try.lock` (held while a try is pending), `<bond>.try.confirmed`,
+//! `<bond>.try.log`.
 
 use std::fs::File;
 use std::io::{BufRead, IsTerminal, Write};
@@ -25,7 +28,7 @@ use crate::config::addressing::addressing;
 use crate::config::bond::{BondConfig, bond_config};
 use crate::config::interfaces::Interfaces;
 use crate::config::lint;
-use crate::control::Client;
+use crate::control::{Client, Request};
 use crate::daemon::logger::{DEV_LOG, Logger};
 use crate::net::carried::HostConfig;
 use crate::net::rtnl::Rtnl;
@@ -57,7 +60,7 @@ fn pending(run_dir: &Path, bond: &str) -> anyhow::Result<bool> {
 }
 
 /// Reads the file strictly, as `rbond up` does, and refuses what lint calls an error, a slave
-/// that does not exist and a bond that runs already, before anything is touched.
+/// that does not exist and what a dead daemon left, before anything is touched.
 fn checked(launcher: &Launcher, t: &Trial) -> anyhow::Result<(BondConfig, crate::config::addressing::Addressing)> {
     let ifs = Interfaces::read(&t.file)?;
     let errors: Vec<String> = lint::lint(&ifs)
@@ -75,8 +78,8 @@ fn checked(launcher: &Launcher, t: &Trial) -> anyhow::Result<(BondConfig, crate:
             bail!("{}: {s}: no such interface", cfg.place);
         }
     }
-    if launcher.exists(&t.bond) {
-        bail!("{}: the bond is running already; rbond try applies a bond that is not (rbond down first)", t.bond);
+    if launcher.exists(&t.bond) && !Client::new(&launcher.run_dir, &t.bond).running() {
+        bail!("{}: a dead daemon left this bond behind; `rbond down {}` takes it apart first", t.bond, t.bond);
     }
     Ok((cfg, want))
 }
@@ -98,8 +101,15 @@ pub fn run(launcher: &Launcher, t: &Trial) -> anyhow::Result<bool> {
     let saved = path(run_dir, &t.bond, "");
     std::fs::write(&saved, serde_json::to_vec(&before)?).with_context(|| saved.display().to_string())?;
     let _ = std::fs::remove_file(path(run_dir, &t.bond, ".confirmed"));
+    let _ = std::fs::remove_file(path(run_dir, &t.bond, ".undo"));
+    let client = Client::new(run_dir, &t.bond);
+    let running = client.running();
     let mut watcher = spawn_watcher(launcher, t)?;
-    let applied = launcher.start(&cfg).and_then(|()| addressing::apply(&t.bond, &want));
+    let applied = match running {
+        true => change_running(&client, &cfg, &path(run_dir, &t.bond, ".undo")),
+        false => launcher.start(&cfg),
+    };
+    let applied = applied.and_then(|()| addressing::apply(&t.bond, &want));
     let word = if applied.is_ok() { "applied" } else { "failed" };
     if let Some(mut pipe) = watcher.stdin.take() {
         let _ = writeln!(pipe, "{word}");
@@ -117,6 +127,43 @@ pub fn run(launcher: &Launcher, t: &Trial) -> anyhow::Result<bool> {
         log.display()
     );
     await_verdict(run_dir, &t.bond, &mut watcher)
+}
+
+/// A running bond takes the file's options and slaves through its control socket, one
+/// change at a time; after each, how to undo it is written down (for the watcher), so a
+/// rollback returns exactly the options and slaves it had. Options the file does not name are
+/// left as they are.
+fn change_running(client: &Client, cfg: &BondConfig, undo_path: &Path) -> anyhow::Result<()> {
+    let mut undo: Vec<Request> = Vec::new();
+    let mut done = |req: Request, back: Request| -> anyhow::Result<()> {
+        client.done(&req)?;
+        undo.push(back);
+        std::fs::write(undo_path, serde_json::to_vec(&undo)?).with_context(|| undo_path.display().to_string())
+    };
+    let targets = client.get("arp_ip_target")?;
+    for (option, value, place) in &cfg.options {
+        let set = |v: &str| Request::Set { option: option.clone(), value: v.to_string() };
+        if let Some(t) = value.strip_prefix('+') {
+            if !targets.split_whitespace().any(|x| x == t) {
+                done(set(value), set(&format!("-{t}"))).map_err(|e| e.context(place.to_string()))?;
+            }
+            continue;
+        }
+        // The file may name a value (`active-backup`) where the bond reads `active-backup 1`.
+        let old = client.get(option)?;
+        if !old.split_whitespace().any(|w| w == value) {
+            let back = old.split_whitespace().next().unwrap_or("").to_string();
+            done(set(value), set(&back)).map_err(|e| e.context(place.to_string()))?;
+        }
+    }
+    let had = client.slaves()?;
+    for s in cfg.slaves.iter().filter(|s| !had.contains(s)) {
+        done(Request::Enslave { slave: s.clone() }, Request::Release { slave: s.clone() })?;
+    }
+    for s in had.iter().filter(|s| !cfg.slaves.contains(s)) {
+        done(Request::Release { slave: s.clone() }, Request::Enslave { slave: s.clone() })?;
+    }
+    Ok(())
 }
 
 /// The watcher, in a process group of its own so that the terminal's signals do not reach it;
@@ -261,11 +308,21 @@ fn confirmed(run_dir: &Path, bond: &str, until: SystemTime) -> bool {
     mark.exists()
 }
 
-/// Takes the bond down (a converted interface gets its configuration back with it), then puts
-/// back whatever else of the host's configuration is missing.
+/// Undoes the changes to a bond that ran before, or takes a new bond down (a converted
+/// interface gets its configuration back with it); then puts back whatever else of the
+/// host's configuration is missing.
 fn roll_back(launcher: &Launcher, bond: &str, why: &str, log: &mut Logger) -> anyhow::Result<()> {
     let run_dir = &launcher.run_dir;
-    if launcher.exists(bond)
+    let undo = path(run_dir, bond, ".undo");
+    if let Ok(text) = std::fs::read(&undo) {
+        let steps: Vec<Request> = serde_json::from_slice(&text).with_context(|| undo.display().to_string())?;
+        let client = Client::new(run_dir, bond);
+        for step in steps.iter().rev() {
+            if let Err(e) = client.done(step) {
+                log.note(Level::Warning, format!("{bond}: rbond try: undoing {step:?}: {e:#}"));
+            }
+        }
+    } else if launcher.exists(bond)
         && let Err(e) = launcher.stop(bond)
     {
         log.note(Level::Warning, format!("{bond}: rbond try: taking the bond down: {e:#}"));
@@ -283,7 +340,7 @@ fn roll_back(launcher: &Launcher, bond: &str, why: &str, log: &mut Logger) -> an
 }
 
 fn clean(run_dir: &Path, bond: &str) {
-    for suffix in ["", ".confirmed"] {
+    for suffix in ["", ".confirmed", ".undo"] {
         let _ = std::fs::remove_file(path(run_dir, bond, suffix));
     }
 }
