@@ -127,7 +127,12 @@ fn a_vm_behind_a_bridge_stays_reachable_across_failovers() {
     let mut seen = Vec::new();
     for change in [Change::SetActive, Change::Failback] {
         let with = vm_outage(change, true);
-        let without = vm_outage(change, false);
+        // An echo the VM sends just after the change still teaches the switch its new port (a
+        // race of microseconds at 1,000 probes a second, wider on a busy machine), so the
+        // outage without learning frames is looked for in up to three tries: a bond that did
+        // announce would show none in any.
+        let without =
+            (0..3).map(|_| vm_outage(change, false)).find(|d| *d >= Duration::from_millis(1000)).unwrap_or_default();
         seen.push(format!("{change:?}: {with:?} with learning frames, {without:?} without"));
         assert!(with <= Duration::from_millis(50), "{change:?}: {with:?}");
         assert!(without >= Duration::from_millis(1000), "{change:?} without: {without:?}");
@@ -452,9 +457,8 @@ fn multicast_receivers_keep_their_streams_across_a_failover() {
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
-        // The host repeats its report of a new group (IGMPv3: twice, up to a second apart, and
-        // later on a busy machine); the failover comes after the repeats, so only resend_igmp
-        // can tell the switch about eth1.
+        // The host repeats its report of a new group (IGMPv3: twice, up to a second apart); the
+        // failover comes after the repeats, so only resend_igmp can tell the switch about eth1.
         std::thread::sleep(Duration::from_millis(3000));
         rbond(&net, &["set-active", "bond0", "eth1"]);
         sender.join().unwrap().unwrap();
@@ -462,7 +466,10 @@ fn multicast_receivers_keep_their_streams_across_a_failover() {
         // What arrived in the last second and a half, well after the switch.
         got.iter().filter(|(t, _)| *t >= Duration::from_millis(4000)).count()
     };
-    let (with, without) = (run("1"), run("0"));
+    // A report the host repeats late on a busy machine, or a query the bridge's querier sends
+    // meanwhile, also tells the switch about eth1; so the stream without resend_igmp is looked
+    // at in up to three tries: a bond that did resend would keep it in every one.
+    let (with, without) = (run("1"), (0..3).map(|_| run("0")).find(|n| *n == 0).unwrap_or(usize::MAX));
     eprintln!("multicast datagrams in the 1.5 s after a failover: {with} with resend_igmp 1, {without} with 0");
     assert!(with >= 100, "{with}");
     assert_eq!(without, 0);

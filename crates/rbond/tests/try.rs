@@ -217,3 +217,42 @@ fn a_running_bonds_changes_are_undone_without_confirmation() {
     assert!(worst < Duration::from_millis(100), "the session stalled for {worst:?}");
     same_as(&before, &snapshot(&net));
 }
+
+/// Enter on the terminal that typed `rbond try` keeps the configuration (the terminal here is
+/// a pseudo-terminal from util-linux's `script`).
+#[test]
+fn enter_on_the_terminal_confirms() {
+    use std::io::{Read, Write};
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let net = lab(Wiring::OneSwitch);
+    remote_host(&net);
+    let file = file_with(&net, STANZA);
+    let typed = format!(
+        "ip netns exec {} {} --run-dir {} --bpffs {} try bond0 -i {} --timeout 30",
+        net.host(),
+        netns::bin().display(),
+        net.run_dir.display(),
+        net.bpffs.display(),
+        file.display()
+    );
+    let mut term = std::process::Command::new("script")
+        .args(["-qec", &typed, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut out = term.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 512];
+    while !seen.contains("bond0: applied;") {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "rbond try ended first: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    term.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+    let status = term.wait().unwrap();
+    out.read_to_string(&mut seen).unwrap();
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("bond0: rbond try: confirmed; the configuration stays"), "{seen}");
+    assert_eq!(net.addrs("bond0"), ["10.77.0.1/24", "2001:db8:77::1/64"], "the bond stays");
+}
