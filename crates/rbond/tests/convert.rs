@@ -142,7 +142,11 @@ fn a_converted_bond_survives_its_daemon_and_the_file_wins() {
     let trips = v4.close();
     let k = longest(&trips, kill.0, kill.1);
     eprintln!("{} messages; longest round trip across the SIGKILL {k:?}", trips.len());
-    assert!(k < Duration::from_millis(100), "the SIGKILL stalled the session for {k:?}");
+    // Without a process the userspace datapath forwards nothing: a segment arriving in the gap
+    // may be lost and sent again (one TCP timeout). The kernel datapath forwards on.
+    let userspace = std::env::var("RBOND_DATAPATH").as_deref() == Ok("userspace");
+    let limit = Duration::from_millis(if userspace { 1000 } else { 100 });
+    assert!(k < limit, "the SIGKILL stalled the session for {k:?}");
     same_as(&before, &snapshot(&net));
     // The file says 10.77.0.9: bond0 ends with that one, not eth0's.
     std::fs::write(&file, STANZA.replace("10.77.0.1/24", "10.77.0.9/24")).unwrap();
