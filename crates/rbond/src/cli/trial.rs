@@ -277,12 +277,13 @@ pub fn watch(launcher: &Launcher, w: &Watch) -> anyhow::Result<bool> {
 }
 
 /// Why the bond fails its reach check within the grace period, if it does: every check
-/// address, every gateway of a route through it and every ARP target must answer through it.
+/// address, every gateway (IPv4 and IPv6) of a route through it and every ARP target must
+/// answer through it.
 fn unreachable(run_dir: &Path, bond: &str, check: &[IpAddr], grace: Duration) -> anyhow::Result<Option<String>> {
     let mut targets = check.to_vec();
     let mut rtnl = Rtnl::open()?;
     if let Ok(link) = rtnl.link_named(bond) {
-        targets.extend(rtnl.gateways(link.index).unwrap_or_default().into_iter().map(IpAddr::V4));
+        targets.extend(rtnl.all_gateways(link.index).unwrap_or_default());
     }
     let arp = Client::new(run_dir, bond).get("arp_ip_target").unwrap_or_default();
     targets.extend(arp.split_whitespace().filter_map(|t| t.parse::<IpAddr>().ok()));
@@ -319,7 +320,10 @@ fn roll_back(launcher: &Launcher, bond: &str, why: &str, log: &mut Logger) -> an
         let client = Client::new(run_dir, bond);
         for step in steps.iter().rev() {
             if let Err(e) = client.done(step) {
-                log.note(Level::Warning, format!("{bond}: rbond try: undoing {step:?}: {e:#}"));
+                log.note(
+                    Level::Warning,
+                    format!("{bond}: rbond try: could not undo ({}): {e:#}", undo_words(bond, step)),
+                );
             }
         }
     } else if launcher.exists(bond)
@@ -337,6 +341,16 @@ fn roll_back(launcher: &Launcher, bond: &str, why: &str, log: &mut Logger) -> an
     clean(run_dir, bond);
     log.note(Level::Warning, format!("{bond}: rbond try: rolled back ({why}); the host is configured as before"));
     Ok(())
+}
+
+/// An undo step as the command that does the same.
+fn undo_words(bond: &str, step: &Request) -> String {
+    match step {
+        Request::Set { option, value } => format!("rbond set {bond} {option} {value}"),
+        Request::Enslave { slave } => format!("rbond enslave {bond} {slave}"),
+        Request::Release { slave } => format!("rbond release {bond} {slave}"),
+        other => format!("{other:?}"),
+    }
 }
 
 fn clean(run_dir: &Path, bond: &str) {

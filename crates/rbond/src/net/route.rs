@@ -17,10 +17,11 @@ pub fn out_of(m: &RouteMessage) -> Option<u32> {
     m.attributes.iter().find_map(|a| if let RouteAttribute::Oif(i) = a { Some(*i) } else { None })
 }
 
-/// The gateway of an IPv4 route out of `index`, if it has one.
-fn gateway_via(m: &RouteMessage, index: u32) -> Option<Ipv4Addr> {
+/// The gateway of a route out of `index`, if it has one.
+fn gateway_via(m: &RouteMessage, index: u32) -> Option<IpAddr> {
     let gateway = m.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(IpAddr::V4(*g)),
+        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(IpAddr::V6(*g)),
         _ => None,
     });
     gateway.filter(|_| out_of(m) == Some(index))
@@ -29,10 +30,23 @@ fn gateway_via(m: &RouteMessage, index: u32) -> Option<Ipv4Addr> {
 impl Rtnl {
     /// Every IPv4 gateway of a route out of the interface, the default route's first.
     pub fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>> {
+        let all = self.gateways_of(index, AddressFamily::Inet)?;
+        Ok(all.into_iter().filter_map(|g| if let IpAddr::V4(v4) = g { Some(v4) } else { None }).collect())
+    }
+
+    /// Every gateway of a route out of the interface, IPv4 then IPv6, each family's default
+    /// route's first.
+    pub fn all_gateways(&mut self, index: u32) -> io::Result<Vec<IpAddr>> {
+        let mut out = self.gateways_of(index, AddressFamily::Inet)?;
+        out.extend(self.gateways_of(index, AddressFamily::Inet6)?);
+        Ok(out)
+    }
+
+    fn gateways_of(&mut self, index: u32, family: AddressFamily) -> io::Result<Vec<IpAddr>> {
         let mut ask = RouteMessage::default();
-        ask.header.address_family = AddressFamily::Inet;
+        ask.header.address_family = family;
         let replies = self.dump(RouteNetlinkMessage::GetRoute(ask))?;
-        let mut routes: Vec<(u8, Ipv4Addr)> = replies
+        let mut routes: Vec<(u8, IpAddr)> = replies
             .iter()
             .filter_map(|r| match r {
                 RouteNetlinkMessage::NewRoute(m) => Some((m.header.destination_prefix_length, gateway_via(m, index)?)),
@@ -40,7 +54,7 @@ impl Rtnl {
             })
             .collect();
         routes.sort_by_key(|(prefix, _)| *prefix);
-        let mut out: Vec<Ipv4Addr> = Vec::new();
+        let mut out: Vec<IpAddr> = Vec::new();
         for (_, g) in routes {
             if !out.contains(&g) {
                 out.push(g);
