@@ -4,30 +4,36 @@
 //! made room for.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::addressing::{Addressing, StanzaAddress};
-use std::time::Duration;
-
+use crate::config::addressing::Addressing;
 use crate::net::address::{Address, IFA_F_NODAD, IFA_F_TENTATIVE};
 use crate::net::ctx;
+use crate::net::link::Change;
 use crate::net::rtnl::Rtnl;
 
-pub fn apply(bond: &str, want: &Addressing) -> anyhow::Result<()> {
+/// An rtnetlink socket and the index of `name`.
+fn open(name: &str) -> anyhow::Result<(Rtnl, u32)> {
     let mut rtnl = Rtnl::open()?;
-    let index = ctx(rtnl.link_named(bond), "lookup", bond)?.index;
+    let index = ctx(rtnl.link_named(name), "lookup", name)?.index;
+    Ok((rtnl, index))
+}
+
+pub fn apply(bond: &str, want: &Addressing) -> anyhow::Result<()> {
     if want.addresses.is_empty() && want.gateways.is_empty() {
         return Ok(());
     }
+    let (mut rtnl, index) = open(bond)?;
     // Up first, as ifup's method brings it up: a gateway needs a device that is up.
-    ctx(rtnl.set_link(index, crate::net::link::Change::Up(true)), "set up", bond)?;
+    ctx(rtnl.set_link(index, Change::Up(true)), "set up", bond)?;
     for a in &want.addresses {
         let add = rtnl.add_address(index, &Address::new(a.addr, a.prefix));
         add.map_err(|e| anyhow::anyhow!("{}: address {}/{}: {e}", a.place, a.addr, a.prefix))?;
     }
     let families = |v6: bool| want.addresses.iter().any(|a| a.addr.is_ipv6() == v6);
-    let listed = |a: &Address| want.addresses.iter().any(|w| w.addr == a.addr && w.prefix == a.prefix);
+    let listed = |a: &Address| want.addresses.iter().any(|w| a.is(w.addr, w.prefix));
     // The file's address may have gone in as a secondary of the one it replaces; it must be
     // promoted, not removed with it, when that one goes.
     let promote = format!("/proc/sys/net/ipv4/conf/{bond}/promote_secondaries");
@@ -59,12 +65,10 @@ fn stand_in(addr: IpAddr, bond: u32, lo: u32) -> (u32, Address) {
 /// gives way to a stand-in that keeps the host reachable until ifupdown's own is in: the
 /// address as a host route, the gateway one metric further. `settle` removes the stand-ins.
 pub fn make_room(bond: &str, want: &Addressing) -> anyhow::Result<()> {
-    let mut rtnl = Rtnl::open()?;
-    let index = ctx(rtnl.link_named(bond), "lookup", bond)?.index;
+    let (mut rtnl, index) = open(bond)?;
     let lo = ctx(rtnl.link_named("lo"), "lookup", "lo")?.index;
     let have = ctx(rtnl.addresses(index), "read addresses", bond)?;
-    let held = |w: &StanzaAddress| have.iter().any(|h| h.addr == w.addr && h.prefix == w.prefix);
-    let converted: Vec<&StanzaAddress> = want.addresses.iter().filter(|w| held(w)).collect();
+    let converted: Vec<_> = want.addresses.iter().filter(|w| have.iter().any(|h| h.is(w.addr, w.prefix))).collect();
     for g in want.gateways.iter().filter(|g| g.via.is_ipv4() && converted.iter().any(|a| a.addr.is_ipv4())) {
         let metric = g.metric.unwrap_or(0);
         ctx(rtnl.replace_default_route(index, g.via, Some(metric + 1)), "add a stand-in gateway", bond)?;
@@ -77,7 +81,7 @@ pub fn make_room(bond: &str, want: &Addressing) -> anyhow::Result<()> {
         // kernel's address worker marks it ready); the one it stands in for goes only then.
         let ready = |r: &mut Rtnl| -> anyhow::Result<bool> {
             let have = r.addresses(on)?;
-            Ok(have.iter().any(|h| h.addr == s.addr && h.prefix == s.prefix && h.flags & IFA_F_TENTATIVE == 0))
+            Ok(have.iter().any(|h| h.is(s.addr, s.prefix) && h.flags & IFA_F_TENTATIVE == 0))
         };
         if !crate::wait::until(Duration::from_secs(1), Duration::from_millis(1), || ready(&mut rtnl))? {
             anyhow::bail!("{bond}: the stand-in {s} did not become ready");
@@ -90,13 +94,12 @@ pub fn make_room(bond: &str, want: &Addressing) -> anyhow::Result<()> {
 
 /// Removes the stand-ins `make_room` left, now that ifupdown has added the real ones.
 pub fn settle(bond: &str, want: &Addressing) -> anyhow::Result<()> {
-    let mut rtnl = Rtnl::open()?;
-    let index = ctx(rtnl.link_named(bond), "lookup", bond)?.index;
+    let (mut rtnl, index) = open(bond)?;
     let lo = ctx(rtnl.link_named("lo"), "lookup", "lo")?.index;
     for w in &want.addresses {
         let (on, s) = stand_in(w.addr, index, lo);
         let there = ctx(rtnl.addresses(on), "read addresses", bond)?;
-        if w.prefix != s.prefix && there.iter().any(|h| h.addr == s.addr && h.prefix == s.prefix) {
+        if w.prefix != s.prefix && there.iter().any(|h| h.is(s.addr, s.prefix)) {
             ctx(rtnl.delete_address(on, &s), &format!("remove the stand-in {s}"), bond)?;
         }
     }

@@ -93,11 +93,13 @@ impl SavedSlave {
         if now.mtu != self.mtu {
             step("restore MTU", net.set_link(self.ifindex, Change::Mtu(self.mtu)));
         }
+        // The bond a converted interface gave its configuration to, if it is still there.
+        let bond = self.carried.as_ref().and_then(|c| net.link_named(&c.bond).ok());
         if let Some(v) = &self.ipv6_disabled {
             // A converted interface's link-local address is the bond's too (same MAC): the
             // bond gives it up first, or the interface's duplicate address detection would
             // meet the bond's and fail for good.
-            if let Some(bond) = self.carried.as_ref().and_then(|c| net.link_named(&c.bond).ok()) {
+            if let Some(bond) = &bond {
                 for ll in net.addresses(bond.index).unwrap_or_default().iter().filter(|a| a.is_link_local()) {
                     step("free the link-local address", net.delete_address(bond.index, ll));
                 }
@@ -115,7 +117,7 @@ impl SavedSlave {
         if let Some(c) = &self.carried {
             // The routes' next hops are known on the bond; eth0 learns them before the routes
             // move, since answers to its own questions would still arrive through the bond.
-            if let Ok(bond) = net.link_named(&c.bond) {
+            if let Some(bond) = &bond {
                 step("copy neighbours", net.copy_neighbours(bond.index, self.ifindex));
             }
             for r in &c.routes {

@@ -40,6 +40,11 @@ impl Address {
         Address { addr, prefix, flags: 0, valid_lft: None, preferred_lft: None, label: None }
     }
 
+    /// Whether this is `addr/prefix`, whatever its flags and lifetimes.
+    pub fn is(&self, addr: IpAddr, prefix: u8) -> bool {
+        self.addr == addr && self.prefix == prefix
+    }
+
     pub fn is_link_local(&self) -> bool {
         matches!(self.addr, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
     }

@@ -168,12 +168,12 @@ impl Rule {
         let mut words = Vec::new();
         let find = |want: fn(&RuleAttribute) -> Option<String>| m.attributes.iter().find_map(want);
         words.extend(find(|a| if let RuleAttribute::Priority(p) = a { Some(format!("priority {p}")) } else { None }));
-        words.extend(
-            find(|a| matches!(a, RuleAttribute::Iifname(_)).then_some(String::new())).map(|_| format!("iif {dev}")),
-        );
-        words.extend(
-            find(|a| matches!(a, RuleAttribute::Oifname(_)).then_some(String::new())).map(|_| format!("oif {dev}")),
-        );
+        if m.attributes.iter().any(|a| matches!(a, RuleAttribute::Iifname(_))) {
+            words.push(format!("iif {dev}"));
+        }
+        if m.attributes.iter().any(|a| matches!(a, RuleAttribute::Oifname(_))) {
+            words.push(format!("oif {dev}"));
+        }
         words.extend(find(|a| if let RuleAttribute::Table(t) = a { Some(format!("lookup {t}")) } else { None }));
         words.join(" ")
     }
@@ -205,8 +205,20 @@ impl Rtnl {
     /// Puts the route out of `to` in place of `from`, in one step: the kernel replaces the
     /// route with the same destination and metric, so there is no instant without it.
     pub fn move_route(&mut self, route: &Route, from: u32, to: u32) -> io::Result<()> {
-        let m = route.through(from, to)?;
+        self.add_route(route.through(from, to)?)
+    }
+
+    /// Adds the route, or replaces the one with its destination and metric.
+    fn add_route(&mut self, m: RouteMessage) -> io::Result<()> {
         self.change(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_REPLACE)
+    }
+
+    /// Adds the rule unless the very same one is there already.
+    fn add_rule(&mut self, m: RuleMessage) -> io::Result<()> {
+        match self.change(RouteNetlinkMessage::NewRule(m), NLM_F_CREATE | NLM_F_EXCL) {
+            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// The policy rules that name the interface, IPv4 then IPv6.
@@ -236,19 +248,13 @@ impl Rtnl {
     /// goes, so the lookup it steers is never without it.
     pub fn move_rule(&mut self, rule: &Rule, from: &str, to: &str) -> io::Result<()> {
         let old = rule.renamed(to, from)?;
-        let new = rule.renamed(from, to)?;
-        match self.change(RouteNetlinkMessage::NewRule(new), NLM_F_CREATE | NLM_F_EXCL) {
-            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(e),
-            _ => {}
-        }
+        self.add_rule(rule.renamed(from, to)?)?;
         match self.change(RouteNetlinkMessage::DelRule(old), 0) {
             Err(e) if e.raw_os_error() != Some(libc::ENOENT) => Err(e),
             _ => Ok(()),
         }
     }
-}
 
-impl Rtnl {
     /// Copies the interface's resolved neighbours (IPv4 and IPv6) to another as stale
     /// entries: traffic moved to `to` goes out at once, with no resolution whose answer
     /// could still be arriving on `from`; the kernel confirms each entry as it is used.
@@ -299,15 +305,13 @@ impl Rtnl {
             }
         }
         for r in was.routes.iter().filter(|r| !now.routes.contains(r)) {
-            let m = r.message()?;
-            if let Err(e) = self.change(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_REPLACE) {
+            if let Err(e) = self.add_route(r.message()?) {
                 failed.push(format!("route {}: {e}", r.show("(its interface)")));
             }
         }
         for r in was.rules.iter().filter(|r| !now.rules.contains(r)) {
-            match self.change(RouteNetlinkMessage::NewRule(r.message()?), NLM_F_CREATE | NLM_F_EXCL) {
-                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => failed.push(format!("rule {}: {e}", r.show("…"))),
-                _ => {}
+            if let Err(e) = self.add_rule(r.message()?) {
+                failed.push(format!("rule {}: {e}", r.show("…")));
             }
         }
         Ok(failed)
