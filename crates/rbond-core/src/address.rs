@@ -1,6 +1,6 @@
-//! The bond's own IPv4 addresses: the ARP monitor's probe sources and validation targets.
+//! The bond's own addresses: the ARP and NS monitors' probe sources and validation targets.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +27,70 @@ pub(crate) fn probe_source(addrs: &[Ipv4Cidr], target: Ipv4Addr) -> Ipv4Addr {
     addrs.iter().find(|a| a.contains(target)).or(addrs.first()).map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr)
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipv6Cidr {
+    pub addr: Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Ipv6Cidr {
+    pub fn new(addr: Ipv6Addr, prefix: u8) -> Ipv6Cidr {
+        Ipv6Cidr { addr, prefix: prefix.min(128) }
+    }
+
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+        u128::from(self.addr) & mask == u128::from(ip) & mask
+    }
+}
+
+/// Whether an IPv6 address is link-local (fe80::/10), the one scope source selection tells
+/// apart here.
+pub fn is_link_local(ip: Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// The solicited-node multicast address of `ip` (ff02::1:ffXX:XXXX), where neighbour
+/// solicitations for it are sent.
+pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
+    let o = ip.octets();
+    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]))
+}
+
+/// The source for a neighbour solicitation to `target`, as the kernel's source address
+/// selection picks it among the bond's ready addresses: one of the target's scope (link-local
+/// for a link-local target), on the target's prefix if one is, else any, else `::`.
+pub(crate) fn ns_probe_source(addrs: &[Ipv6Cidr], target: Ipv6Addr) -> Ipv6Addr {
+    let same_scope: Vec<&Ipv6Cidr> = addrs.iter().filter(|a| is_link_local(a.addr) == is_link_local(target)).collect();
+    same_scope
+        .iter()
+        .find(|a| a.contains(target))
+        .or(same_scope.first())
+        .map(|a| a.addr)
+        .or(addrs.first().map(|a| a.addr))
+        .unwrap_or(Ipv6Addr::UNSPECIFIED)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ns_source_follows_the_targets_scope_and_prefix() {
+        let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let a = [
+            Ipv6Cidr::new(v6("fe80::1"), 64),
+            Ipv6Cidr::new(v6("2001:db8:1::1"), 64),
+            Ipv6Cidr::new(v6("2001:db8:2::1"), 64),
+        ];
+        assert_eq!(ns_probe_source(&a, v6("fe80::fe")), v6("fe80::1"));
+        assert_eq!(ns_probe_source(&a, v6("2001:db8:2::fe")), v6("2001:db8:2::1"));
+        assert_eq!(ns_probe_source(&a, v6("2001:db8:9::fe")), v6("2001:db8:1::1"));
+        assert_eq!(ns_probe_source(&a[..1], v6("2001:db8:9::fe")), v6("fe80::1"), "only a link-local: that one");
+        assert_eq!(ns_probe_source(&[], v6("2001:db8:9::fe")), Ipv6Addr::UNSPECIFIED);
+        assert_eq!(solicited_node(v6("2001:db8::254")), v6("ff02::1:ff00:254"));
+        assert_eq!(solicited_node(v6("fe80::aabb:ccdd:eeff")), v6("ff02::1:ffdd:eeff"));
+    }
 
     #[test]
     fn source_prefers_the_targets_subnet() {

@@ -1,13 +1,14 @@
-//! The active-backup ARP monitor: the active slave probes each `arp_ip_target` every
-//! `arp_interval`; a slave is up while it hears (validated) traffic recently enough. With no
-//! active slave the candidates are probed in turn, one per interval.
+//! The active-backup ARP monitor: the active slave probes each `arp_ip_target` (with ARP)
+//! and each `ns_ip6_target` (with IPv6 neighbour solicitations) every `arp_interval`; a slave
+//! is up while it hears (validated) traffic recently enough. With no active slave the
+//! candidates are probed in turn, one per interval.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use core::time::Duration;
 
-use crate::address::probe_source;
-use crate::bond::{Action, ArpFrame, ArpOp, Bond, Error, Monitor, SlaveId};
+use crate::address::{ns_probe_source, probe_source, solicited_node};
+use crate::bond::{Action, ArpFrame, ArpOp, Bond, Error, Monitor, NdFrame, SlaveId};
 use crate::event::Event;
 use crate::options::ArpAllTargets;
 use crate::slave::{LinkState, Slave};
@@ -32,13 +33,14 @@ impl Bond {
     }
 
     /// The receive time the monitor judges a slave by: with `arp_all_targets all`, the
-    /// oldest answer among the targets.
+    /// oldest answer among the targets, IPv4 and IPv6 alike.
     fn effective_last_rx(&self, s: &Slave) -> Option<Instant> {
-        if self.opts.arp_all_targets == ArpAllTargets::Any || self.opts.arp_targets.is_empty() {
+        let targets = self.opts.monitor_targets();
+        if self.opts.arp_all_targets == ArpAllTargets::Any || targets.is_empty() {
             return s.last_rx;
         }
-        let rx_of = |t: &Ipv4Addr| s.target_rx.iter().find(|(x, _)| x == t).map(|(_, at)| *at);
-        self.opts.arp_targets.iter().map(rx_of).min().flatten()
+        let rx_of = |t: &IpAddr| s.target_rx.iter().find(|(x, _)| x == t).map(|(_, at)| *at);
+        targets.iter().map(rx_of).min().flatten()
     }
 
     fn arp_rx_counted(&self) -> bool {
@@ -83,6 +85,32 @@ impl Bond {
         Ok(())
     }
 
+    /// The IPv6 half, as the kernel's `bond_na_rcv`: solicitations and advertisements alike,
+    /// judged by the IPv6 header's addresses, with the same three cases of trust.
+    pub(crate) fn nd_seen(&mut self, now: Instant, id: SlaveId, f: &NdFrame) -> Result<(), Error> {
+        let backup = self.require(id)?.backup;
+        if !self.arp_rx_counted() || f.outgoing {
+            return Ok(());
+        }
+        if !self.opts.arp_validate.applies_to(backup) {
+            // An IPv6 frame: it counts under `filter` as much as without.
+            self.touch_rx(id, now);
+            return Ok(());
+        }
+        let counted = if !backup {
+            self.validate_na(now, id, f.source, f.destination)
+        } else if self.active_heard_since_up() {
+            // A backup hears our own solicitation, flooded to the target's group by the switch.
+            self.validate_na(now, id, f.destination, f.source)
+        } else {
+            self.arp_slave_probed_lately(now) && self.validate_na(now, id, f.source, f.destination)
+        };
+        if let Some(s) = self.slave_mut(id).filter(|_| !counted) {
+            s.arp_rejected += 1;
+        }
+        Ok(())
+    }
+
     pub(crate) fn bad_frame(&mut self, id: SlaveId) -> Result<(), Error> {
         self.slave_mut(id).ok_or(Error::NoSuchSlave(id.0))?.bad_frames += 1;
         Ok(())
@@ -117,14 +145,29 @@ impl Bond {
         }
         if let Some(s) = self.slave_mut(id) {
             s.last_rx = Some(now);
-            s.note_target_rx(sip, now);
+            s.note_target_rx(IpAddr::V4(sip), now);
+        }
+        self.tally.counts.arp_heard += 1;
+        true
+    }
+
+    /// Counts the frame if it is from a target, or from a target's solicited-node group
+    /// (`sip`), to one of the bond's own addresses or to all nodes (`dip`).
+    fn validate_na(&mut self, now: Instant, id: SlaveId, sip: Ipv6Addr, dip: Ipv6Addr) -> bool {
+        let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        let ours = dip == all_nodes || self.addrs6.iter().any(|a| a.addr == dip);
+        let target = self.opts.ns_targets.iter().find(|t| **t == sip || solicited_node(**t) == sip).copied();
+        let Some(target) = target.filter(|_| ours && !sip.is_unspecified()) else { return false };
+        if let Some(s) = self.slave_mut(id) {
+            s.last_rx = Some(now);
+            s.note_target_rx(IpAddr::V6(target), now);
         }
         self.tally.counts.arp_heard += 1;
         true
     }
 
     /// Marks every target as just heard on every slave, so adding one cannot fail a slave.
-    pub(crate) fn targets_added(&mut self, now: Instant, added: &[Ipv4Addr]) {
+    pub(crate) fn targets_added(&mut self, now: Instant, added: &[IpAddr]) {
         for s in &mut self.slaves {
             added.iter().for_each(|t| s.note_target_rx(*t, now));
         }
@@ -276,14 +319,29 @@ impl Bond {
     }
 
     fn send_probes(&mut self, now: Instant, slave: SlaveId) {
-        let targets = self.opts.arp_targets.clone();
-        for target in targets {
-            let source = probe_source(&self.addrs, target);
+        for target in self.opts.monitor_targets() {
+            let probe = match target {
+                IpAddr::V4(target) => Action::SendArpProbe { slave, target, source: probe_source(&self.addrs, target) },
+                IpAddr::V6(target) => {
+                    Action::SendNsProbe { slave, target, source: ns_probe_source(&self.addrs6, target) }
+                }
+            };
             self.tally.counts.arp_probes += 1;
-            self.push(Action::SendArpProbe { slave, target, source });
+            self.push(probe);
             if let Some(s) = self.slave_mut(slave) {
                 s.last_tx = Some(now);
             }
         }
+    }
+
+    /// The solicited-node groups the slave must be in to hear what validates it: a backup's,
+    /// with `arp_validate` on, are the NS targets' (a real NIC filters other multicast out);
+    /// the active hears all multicast anyway, and without validation any frame counts.
+    pub fn solicited_groups(&self, id: SlaveId) -> Vec<Ipv6Addr> {
+        let backup = self.slave(id).is_some_and(|s| s.backup);
+        if !backup || self.opts.arp_validate == crate::options::ArpValidate::None {
+            return Vec::new();
+        }
+        self.opts.ns_targets.iter().map(|t| solicited_node(*t)).collect()
     }
 }

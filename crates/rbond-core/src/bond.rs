@@ -4,11 +4,11 @@
 
 use crate::counters::Tally;
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::address::Ipv4Cidr;
+use crate::address::{Ipv4Cidr, Ipv6Cidr};
 use crate::event::Event;
 use crate::mac::Mac;
 use crate::options::{OptionError, Options};
@@ -36,6 +36,24 @@ pub struct ArpFrame {
     pub sender_ip: Ipv4Addr,
     pub target_mac: Mac,
     pub target_ip: Ipv4Addr,
+    /// Seen leaving through the slave (one of ours), not arriving on it.
+    pub outgoing: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NdKind {
+    Solicitation,
+    Advertisement,
+}
+
+/// The fields of an IPv6 neighbour solicitation or advertisement that the NS monitor (the
+/// ARP monitor's IPv6 half) looks at: the IPv6 header's addresses, as the kernel reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NdFrame {
+    pub kind: NdKind,
+    pub source: Ipv6Addr,
+    pub destination: Ipv6Addr,
     /// Seen leaving through the slave (one of ours), not arriving on it.
     pub outgoing: bool,
 }
@@ -81,6 +99,11 @@ pub enum Input {
         slave: SlaveId,
         frame: ArpFrame,
     },
+    /// A neighbour solicitation or advertisement arrived on the slave.
+    Nd {
+        slave: SlaveId,
+        frame: NdFrame,
+    },
     /// Any other frame arrived on the slave.
     Rx {
         slave: SlaveId,
@@ -92,6 +115,8 @@ pub enum Input {
     },
     /// The bond's IPv4 addresses changed.
     Addresses(Vec<Ipv4Cidr>),
+    /// The bond's IPv6 addresses that are ready (past duplicate address detection) changed.
+    Ipv6Addresses(Vec<Ipv6Cidr>),
     /// The bond's IPv4 gateways changed (what the standby probes ask for without ARP targets).
     Gateways(Vec<Ipv4Addr>),
     /// The bond sent a broadcast (ARP, neighbour discovery) through the active slave: the
@@ -133,6 +158,13 @@ pub enum Action {
         slave: SlaveId,
         target: Ipv4Addr,
         source: Ipv4Addr,
+    },
+    /// Send a neighbour solicitation for `target` from `source` (`::` when the bond has no
+    /// address to use) out of the slave, to the target's solicited-node group.
+    SendNsProbe {
+        slave: SlaveId,
+        target: Ipv6Addr,
+        source: Ipv6Addr,
     },
     /// Announce the bond's addresses (gratuitous ARP, unsolicited NA) through the slave.
     NotifyPeers {
@@ -224,6 +256,8 @@ pub struct Bond {
     pub(crate) mac_origin: MacOrigin,
     pub(crate) addrs: Vec<Ipv4Cidr>,
     #[serde(default)]
+    pub(crate) addrs6: Vec<Ipv6Cidr>,
+    #[serde(default)]
     pub(crate) gateways: Vec<Ipv4Addr>,
     /// Drained by the caller before it saves a bond, so never carried across.
     #[serde(skip)]
@@ -254,6 +288,7 @@ impl Bond {
             mac: None,
             mac_origin: MacOrigin::Unset,
             addrs: Vec::new(),
+            addrs6: Vec::new(),
             gateways: Vec::new(),
             actions: VecDeque::new(),
         };
@@ -302,10 +337,15 @@ impl Bond {
             Input::Release(slave) => self.release(now, slave),
             Input::Link { slave, link } => self.link_changed(now, slave, link),
             Input::Arp { slave, frame } => self.arp_seen(now, slave, &frame),
+            Input::Nd { slave, frame } => self.nd_seen(now, slave, &frame),
             Input::Rx { slave } => self.rx_seen(now, slave),
             Input::BadFrame { slave } => self.bad_frame(slave),
             Input::Addresses(addrs) => {
                 self.addrs = addrs;
+                Ok(())
+            }
+            Input::Ipv6Addresses(addrs) => {
+                self.addrs6 = addrs;
                 Ok(())
             }
             Input::Gateways(gateways) => {

@@ -54,7 +54,7 @@ impl Bond {
     fn resume(&mut self, now: Instant) {
         // Work that fell due while nobody ran the engine is due now.
         self.timers.catch_up(now);
-        let targets = self.opts.arp_targets.clone();
+        let targets = self.opts.monitor_targets();
         for s in &mut self.slaves {
             s.last_rx = Some(now);
             s.last_tx = Some(now);
@@ -137,9 +137,9 @@ impl Bond {
             OptionName::Miimon | OptionName::ArpInterval if self.monitor_settings_changed(before) => {
                 self.restart_monitor(now)
             }
-            OptionName::ArpIpTarget => {
-                let added: Vec<_> =
-                    self.opts.arp_targets.iter().filter(|t| !before.arp_targets.contains(t)).copied().collect();
+            OptionName::ArpIpTarget | OptionName::NsIp6Target => {
+                let had = before.monitor_targets();
+                let added: Vec<_> = self.opts.monitor_targets().into_iter().filter(|t| !had.contains(t)).collect();
                 self.targets_added(now, &added);
             }
             OptionName::Primary => self.primary_changed(now),

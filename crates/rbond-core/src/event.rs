@@ -5,7 +5,7 @@
 //! Messages the kernel prints at module load carry no bond name; all others start `bond0: `.
 
 use core::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -82,10 +82,12 @@ pub enum Event {
     MiiMonitoringSet {
         ms: u32,
     },
+    /// The targets are the ARP and the NS ones (the kernel's module parameters have no NS
+    /// targets, so its line counts only ARP ones).
     ArpMonitoringSet {
         ms: u32,
         validate: &'static str,
-        targets: Vec<Ipv4Addr>,
+        targets: Vec<IpAddr>,
     },
     NoMonitor,
     ArpIntervalWithoutTargets {

@@ -48,8 +48,8 @@ mod standby;
 mod time;
 mod timer;
 
-pub use address::Ipv4Cidr;
-pub use bond::{Action, ArpFrame, ArpOp, Bond, Command, Error, Input, MacTarget, SlaveId};
+pub use address::{Ipv4Cidr, Ipv6Cidr, is_link_local, solicited_node};
+pub use bond::{Action, ArpFrame, ArpOp, Bond, Command, Error, Input, MacTarget, NdFrame, NdKind, SlaveId};
 pub use counters::Counters;
 pub use event::{Event, Level};
 pub use mac::{Mac, MacParseError};

@@ -8,7 +8,7 @@
 //! else is a word (its first 32 characters) looked up by name, and `default` names the
 //! entry marked as the default.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -581,6 +581,11 @@ impl Options {
     pub fn ns_targets(&self) -> &[Ipv6Addr] {
         &self.ns_targets
     }
+    /// Every target the ARP monitor probes: the ARP targets, then the NS targets.
+    pub fn monitor_targets(&self) -> Vec<IpAddr> {
+        let v4 = self.arp_targets.iter().map(|t| IpAddr::V4(*t));
+        v4.chain(self.ns_targets.iter().map(|t| IpAddr::V6(*t))).collect()
+    }
     pub fn primary(&self) -> &str {
         &self.primary
     }
@@ -858,7 +863,7 @@ impl Options {
             events.push(Event::ArpMonitoringSet {
                 ms: self.arp_interval,
                 validate: self.arp_validate.name(),
-                targets: self.arp_targets.clone(),
+                targets: self.monitor_targets(),
             });
         } else {
             events.push(Event::NoMonitor);

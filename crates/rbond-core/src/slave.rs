@@ -1,6 +1,6 @@
 //! One enslaved interface as the bond sees it.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -90,8 +90,8 @@ pub(crate) struct Slave {
     pub(crate) last_link_up: Option<Instant>,
     pub(crate) last_rx: Option<Instant>,
     pub(crate) last_tx: Option<Instant>,
-    /// Last validated ARP from each target (a missing target has never answered).
-    pub(crate) target_rx: Vec<(Ipv4Addr, Instant)>,
+    /// Last validated ARP or NA from each target (a missing target has never answered).
+    pub(crate) target_rx: Vec<(IpAddr, Instant)>,
     /// ARP frames that `arp_validate` looked at and did not count.
     #[serde(default)]
     pub(crate) arp_rejected: u64,
@@ -131,7 +131,7 @@ impl Slave {
         self.failures = self.failures.saturating_add(1);
     }
 
-    pub(crate) fn note_target_rx(&mut self, target: Ipv4Addr, now: Instant) {
+    pub(crate) fn note_target_rx(&mut self, target: IpAddr, now: Instant) {
         match self.target_rx.iter_mut().find(|(t, _)| *t == target) {
             Some(entry) => entry.1 = now,
             None => self.target_rx.push((target, now)),

@@ -113,29 +113,7 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
     // The first activation announces itself too (on the next tick, once bond0 has carrier):
     // only what arrives from the cut on is the failover's.
     let epoch = Instant::now();
-    let listener = net.in_ns(&net.peer(), move || {
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32) };
-        assert!(fd >= 0);
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
-        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const tv).cast(), 16) };
-        let start = Instant::now();
-        let (mut garps, mut nas) = (Vec::new(), Vec::new());
-        let mut buf = [0u8; 256];
-        while start.elapsed() < Duration::from_secs(2) {
-            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-            let f = &buf[..n.max(0) as usize];
-            let at = epoch.elapsed();
-            let arp = rbond::net::frames::parse_arp(f, false);
-            garps.extend(arp.filter(|a| a.sender_ip == BOND_IP && a.target_ip == BOND_IP).map(|a| (at, a)));
-            // Ethernet IPv6, ICMPv6 type 136 (neighbour advertisement)
-            if f.len() >= 86 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == 136 {
-                let target: [u8; 16] = f[62..78].try_into().unwrap();
-                nas.push((at, (f[6..12].to_vec(), f[58] & 0x20 != 0, std::net::Ipv6Addr::from(target))));
-            }
-        }
-        unsafe { libc::close(fd) };
-        (garps, nas)
-    });
+    let listener = netns::capture(&net, epoch, Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(300));
     let cut = epoch.elapsed();
     net.cable_of("eth0", false).unwrap();
@@ -143,9 +121,18 @@ fn failover_announces_the_bond_to_the_switch_and_peer() {
     let fdb =
         std::process::Command::new("bridge").args(["-n", &net.core(), "fdb", "show", "br", "br0"]).output().unwrap();
     let fdb = String::from_utf8_lossy(&fdb.stdout).to_string();
-    let (garps, nas) = listener.join().unwrap().unwrap();
-    let garps: Vec<_> = garps.into_iter().filter(|(at, _)| *at >= cut).map(|(_, a)| a).collect();
-    let nas: Vec<_> = nas.into_iter().filter(|(at, _)| *at >= cut).map(|(_, n)| n).collect();
+    let frames = listener.join().unwrap().unwrap();
+    let after_cut = frames.iter().filter(|(at, _)| *at >= cut).map(|(_, f)| f.as_slice());
+    let (mut garps, mut nas) = (Vec::new(), Vec::new());
+    for f in after_cut {
+        let arp = rbond::net::frames::parse_arp(f, false);
+        garps.extend(arp.filter(|a| a.sender_ip == BOND_IP && a.target_ip == BOND_IP));
+        // Ethernet IPv6, ICMPv6 type 136 (neighbour advertisement)
+        if f.len() >= 86 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == 136 {
+            let target: [u8; 16] = f[62..78].try_into().unwrap();
+            nas.push((f[6..12].to_vec(), f[58] & 0x20 != 0, std::net::Ipv6Addr::from(target)));
+        }
+    }
     assert_eq!(garps.len(), 1, "one gratuitous ARP (num_grat_arp 1): {garps:?}");
     assert_eq!(garps[0].op, rbond_core::ArpOp::Request);
     assert_eq!(garps[0].sender_mac, bond_mac);

@@ -60,8 +60,6 @@ fn check_report(out: &Output) -> Value {
     }
     let pull = &steps[11];
     assert_eq!((pull["active_before"].as_str(), pull["active_after"].as_str()), (Some("eth0"), Some("eth1")));
-    let outage = pull["outage_ms"].as_f64().unwrap();
-    assert!((150.0..=320.0).contains(&outage), "pulling the active costs the 200 ms downdelay: {outage}");
     let log = pull["log"].as_array().unwrap();
     assert_eq!(log.last().unwrap(), "bond0: making interface eth1 the new active one.");
     let kill = &steps[13];
@@ -82,6 +80,9 @@ fn the_drill_passes_every_step_and_leaves_nothing_behind() {
     let (pid, out) = drill_json(&["--svg".as_ref(), svg.as_os_str()]);
     let r = check_report(&out);
     assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(r["peer"], "10.77.0.2");
+    let outage = r["steps"][11]["outage_ms"].as_f64().unwrap();
+    assert!((150.0..=320.0).contains(&outage), "pulling the active costs the 200 ms downdelay: {outage}");
     let picture = std::fs::read_to_string(&svg).unwrap();
     std::fs::remove_file(&svg).unwrap();
     assert!(picture.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{picture}");
@@ -199,4 +200,32 @@ fn the_drill_drills_a_vm_behind_a_bridge_on_the_bond() {
         assert!(lost.is_some() && outage.unwrap() <= s["expected_vm_outage_ms"].as_f64().unwrap(), "{s:#}");
     }
     assert_eq!(steps[2]["active_after"], "eth1", "ifenslave -d of the active: the VM follows to eth1");
+}
+
+/// An `inet6 static` stanza with the NS monitor: the drill runs over IPv6 alone (no IPv4
+/// address on bond0 or the peer), and the pull of the active costs what the monitor's
+/// intervals allow, detected by neighbour solicitations.
+#[test]
+fn the_drill_passes_on_an_ipv6_only_stanza_with_the_ns_monitor() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let dir = std::env::temp_dir().join(format!("rbond-drill-v6-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("interfaces");
+    std::fs::write(
+        &cfg,
+        "auto bond0\niface bond0 inet6 static\n    address 2001:db8:77::1/64\n    bond-slaves eth0 eth1\n    \
+         bond-mode active-backup\n    bond-arp-interval 100\n    bond-ns-ip6-target 2001:db8:77::2\n    \
+         bond-arp-validate all\n    bond-primary eth0\n",
+    )
+    .unwrap();
+    let out = Command::new(bin()).args(["drill", "--json", "--config"]).arg(&cfg).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = check_report(&out);
+    assert_eq!(r["peer"], "2001:db8:77::2", "probed over IPv6");
+    let pull = &r["steps"][11];
+    assert_eq!(pull["expected_outage_ms"], 450, "(arp_missed_max 2 + 2) intervals of 100 ms + 50 ms slack");
+    let outage = pull["outage_ms"].as_f64().unwrap();
+    assert!(outage >= 150.0, "the NS monitor, not carrier, found the pull: {outage} ms");
+    let log = r["log"].as_array().unwrap();
+    assert_eq!(log[0], "ARP monitoring set to 100 ms, validate all, with 1 target(s): 2001:db8:77::2");
 }

@@ -161,3 +161,49 @@ fn ifup_leaves_out_an_option_the_kernel_refuses_and_rbond_up_does_not() {
     ifupdown(&net, "ifdown", &file, &state, &["bond0"]);
     assert!(net.link("bond0").is_none(), "ifdown removed bond0");
 }
+
+/// A bond with no IPv4 at all, through the real ifup: an `inet6 static` stanza carrying the
+/// bond's options (with the NS monitor) and an `inet6 auto` one (addresses from the router's
+/// advertisements). The bond runs, IPv6 flows, and ifdown puts the slaves back.
+#[test]
+fn ifup_builds_an_ipv6_only_bond_from_inet6_stanzas() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let net = lab(Wiring::OneSwitch);
+    let Some(_hooks) = Hooks::install(&net.run_dir) else { return };
+    net.peer_ipv6_only().unwrap();
+    let before = slaves_state(&net);
+    let stanza = "auto bond0\niface bond0 inet6 static\n    address 2001:db8:77::1/64\n    bond-slaves eth0 eth1\n    \
+                  bond-mode active-backup\n    bond-arp-interval 100\n    bond-ns-ip6-target 2001:db8:77::2\n    \
+                  bond-arp-validate all\n    bond-primary eth0\n";
+    let (file, state) = write(&net, stanza);
+    ifupdown(&net, "ifup", &file, &state, &["bond0"]);
+    assert_eq!(net.addrs("bond0"), ["2001:db8:77::1/64"], "the stanza's address and no IPv4");
+    assert_eq!(get(&net, "ns_ip6_target"), "2001:db8:77::2");
+    netns::wait(&net, "both slaves up on the NS monitor", |l| l.slaves_up(2) && get(l, "active_slave") == "eth0");
+    let _echo = net.echo().unwrap();
+    let probe = net.probe_from(&net.host(), rbond::lab::PEER_IP6, 200);
+    std::thread::sleep(Duration::from_millis(500));
+    let p = probe.finish().unwrap().whole();
+    assert!(p.sent > 50 && p.lost <= 1 && p.duplicated == 0, "IPv6 through bond0: {p:?}");
+    ifupdown(&net, "ifdown", &file, &state, &["bond0"]);
+    assert!(net.link("bond0").is_none(), "ifdown removed bond0");
+    assert_eq!(slaves_state(&net), before, "every slave restored");
+
+    let auto = "auto bond0\niface bond0 inet6 auto\n    bond-slaves eth0 eth1\n    bond-mode active-backup\n    \
+                bond-miimon 100\n";
+    let (file, state) = write(&net, auto);
+    ifupdown(&net, "ifup", &file, &state, &["bond0"]);
+    assert_eq!(get(&net, "miimon"), "100");
+    let slaac = |l: &rbond::lab::Lab| l.ipv6_addrs("bond0").iter().any(|a| a.0.starts_with("2001:db8:77:") && !a.1);
+    for _ in 0..8 {
+        netns::advertise_router(&net);
+        std::thread::sleep(Duration::from_secs(1));
+        if slaac(&net) {
+            break;
+        }
+    }
+    assert!(slaac(&net), "bond0 took an address from the router's advertisement: {:?}", net.ipv6_addrs("bond0"));
+    ifupdown(&net, "ifdown", &file, &state, &["bond0"]);
+    assert!(net.link("bond0").is_none(), "ifdown removed bond0");
+    assert_eq!(slaves_state(&net), before, "every slave restored");
+}

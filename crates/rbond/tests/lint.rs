@@ -21,7 +21,7 @@ fn the_guides_stanza_is_clean() {
 
 #[test]
 fn each_diagnostic_names_its_line() {
-    let cases: [(&str, &str); 10] = [
+    let cases: [(&str, &str); 9] = [
         (
             "    arp_interval 2000\n",
             "6: warning: arp_interval is ignored: ifupdown hands it to no bonding script (write bond-arp-interval)",
@@ -42,10 +42,6 @@ fn each_diagnostic_names_its_line() {
         ),
         ("    bond-primary eth7\n", "6: warning: bond-primary eth7 is not a slave of bond0"),
         (
-            "    bond-arp-ip-target 10.9.9.9\n",
-            "6: warning: bond-arp-ip-target 10.9.9.9 is outside bond0's subnet 10.77.0.0/24",
-        ),
-        (
             "    bond-mode balance-rr\n",
             "6: error: option mode: mode balance-rr (0) is not supported; rbond implements active-backup (1) only",
         ),
@@ -54,6 +50,37 @@ fn each_diagnostic_names_its_line() {
     for (line, want) in cases {
         assert_eq!(findings(&format!("{BOND}{line}")), [want], "{line}");
     }
+}
+
+/// ARP and NS targets off the bond's subnets, per family (a link-local NS target is on every
+/// link), and targets with no ARP monitor to probe them; the unprefixed spelling is ignored.
+#[test]
+fn monitor_targets_off_subnet_or_never_probed() {
+    let dual = "iface bond0 inet static\n    address 10.77.0.1/24\n    bond-slaves eth0 eth1\n    bond-arp-interval 100\n\
+                iface bond0 inet6 static\n    address 2001:db8:77::1/64\n";
+    let text = format!(
+        "{dual}    bond-arp-ip-target 10.9.9.9\n    bond-ns-ip6-target 2001:db8:77::2 2001:db8:99::2 fe80::1\n    ns-ip6-target 2001:db8:77::2\n"
+    );
+    assert_eq!(
+        findings(&text),
+        [
+            "7: warning: bond-arp-ip-target 10.9.9.9 is outside bond0's subnet 10.77.0.0/24",
+            "8: warning: bond-ns-ip6-target 2001:db8:99::2 is outside bond0's subnet 2001:db8:77::/64",
+            "9: warning: ns-ip6-target is ignored: ifupdown hands it to no bonding script (write bond-ns-ip6-target)",
+        ]
+    );
+    let unprobed = format!("{BOND}    bond-ns-ip6-target 2001:db8:77::2 2001:db8:77::3\n");
+    assert_eq!(
+        findings(&unprobed),
+        ["6: warning: bond-ns-ip6-target is never probed: the ARP monitor runs only with bond-arp-interval"]
+    );
+    let refused = format!("{BOND}    bond-arp-interval 0\n    bond-ns-ip6-target ff02::1\n");
+    assert!(
+        findings(&refused)
+            .contains(&"7: error: option ns_ip6_target: invalid NS target ff02::1 specified for addition".into()),
+        "{:?}",
+        findings(&refused)
+    );
 }
 
 #[test]

@@ -1,16 +1,21 @@
 //! A simulated host for the engine: a fake clock, slaves whose carrier the test flips, and
-//! optionally a switch with one peer that answers ARP probes.
+//! optionally a switch with one peer that answers ARP probes and one that answers neighbour
+//! solicitations.
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rbond_core::{
-    Action, ArpFrame, ArpOp, Bond, Command, Error, Input, Instant, Ipv4Cidr, LinkInfo, Mac, Options, SlaveId, SlaveSpec,
+    Action, ArpFrame, ArpOp, Bond, Command, Error, Input, Instant, Ipv4Cidr, Ipv6Cidr, LinkInfo, Mac, NdFrame, NdKind,
+    Options, SlaveId, SlaveSpec, solicited_node,
 };
 
 pub const BOND_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+pub const BOND_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+pub const BOND_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+pub const PEER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x254);
 
 /// The MAC the selftests give slave number `n` (eth0 is 00:0a:0b:0c:0d:01).
 pub fn mac(n: u8) -> Mac {
@@ -51,6 +56,8 @@ pub struct Sim {
     carrier: BTreeMap<String, bool>,
     /// When set, a peer with this address answers probes sent through a slave with carrier.
     pub arp_peer: Option<Ipv4Addr>,
+    /// The same for neighbour solicitations.
+    pub ns_peer: Option<Ipv6Addr>,
 }
 
 impl Sim {
@@ -64,6 +71,7 @@ impl Sim {
             actions: Vec::new(),
             carrier: BTreeMap::new(),
             arp_peer: None,
+            ns_peer: None,
         };
         sim.drain();
         sim
@@ -136,27 +144,52 @@ impl Sim {
         self.input(Input::Link { slave: id(name), link }).unwrap();
     }
 
+    /// bond0 gets 192.0.2.1/24, 2001:db8::1/64 and fe80::1/64.
     pub fn addresses(&mut self) {
         self.input(Input::Addresses(vec![Ipv4Cidr::new(BOND_IP, 24)])).unwrap();
+        let v6 = vec![Ipv6Cidr::new(BOND_LL, 64), Ipv6Cidr::new(BOND_IP6, 64)];
+        self.input(Input::Ipv6Addresses(v6)).unwrap();
     }
 
     /// Collects what the bond wants done; the simulated switch answers probes at once.
     fn drain(&mut self) {
         let mut replies = Vec::new();
         while let Some(a) = self.bond.poll_action() {
-            if let Action::Log(e) = &a {
-                self.log.push((self.ms(), e.render(self.bond.name())));
-            }
-            if let Action::SendArpProbe { slave, target, source } = &a {
-                replies.extend(self.answer(*slave, *target, *source));
+            match &a {
+                Action::Log(e) => self.log.push((self.ms(), e.render(self.bond.name()))),
+                Action::SendArpProbe { slave, target, source } => {
+                    let arp = self.answer(*slave, *target, *source);
+                    replies.extend(arp.into_iter().map(|(slave, frame)| Input::Arp { slave, frame }));
+                }
+                Action::SendNsProbe { slave, target, source } => {
+                    replies.extend(self.answer_ns(*slave, *target, *source))
+                }
+                _ => {}
             }
             self.actions.push((self.ms(), a));
         }
-        for (slave, frame) in replies {
-            let r = self.bond.handle(self.now, Input::Arp { slave, frame });
-            r.unwrap();
+        for input in replies {
+            self.bond.handle(self.now, input).unwrap();
             self.drain();
         }
+    }
+
+    /// The switch floods our solicitation to the target's group on the other slaves; the
+    /// target advertises back to the sender (to all nodes if we had no address to use).
+    fn answer_ns(&self, slave: SlaveId, target: Ipv6Addr, source: Ipv6Addr) -> Vec<Input> {
+        let up = |s: SlaveId| self.carrier.iter().any(|(n, on)| *on && id(n) == s);
+        if self.ns_peer != Some(target) || !up(slave) {
+            return Vec::new();
+        }
+        let enslaved = |n: &str| self.bond.report().slaves.iter().any(|s| s.name == n);
+        let solicit =
+            NdFrame { kind: NdKind::Solicitation, source, destination: solicited_node(target), outgoing: false };
+        let to = if source.is_unspecified() { Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) } else { source };
+        let advert = NdFrame { kind: NdKind::Advertisement, source: target, destination: to, outgoing: false };
+        let others = self.carrier.iter().filter(|(n, on)| **on && id(n) != slave && enslaved(n));
+        let mut out: Vec<Input> = others.map(|(n, _)| Input::Nd { slave: id(n), frame: solicit }).collect();
+        out.push(Input::Nd { slave, frame: advert });
+        out
     }
 
     /// The switch floods our request to the other slaves; the peer replies to the sender.

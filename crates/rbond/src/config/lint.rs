@@ -2,10 +2,11 @@
 //! `FILE:LINE: warning|error: message`.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use rbond_core::{Ipv4Cidr, OPTIONS, OptionName, Options};
+use rbond_core::{Ipv4Cidr, Ipv6Cidr, OPTIONS, OptionName, Options};
 
+use super::addressing::{StanzaAddress, addressing};
 use super::bond::{BondConfig, OTHER_MODES, STRUCTURAL, bond_config, bonds};
 use super::interfaces::{Iface, Interfaces, Place, env_name, wildcard};
 
@@ -132,34 +133,57 @@ fn monitors(cfg: &BondConfig, o: &Options, out: &mut Vec<Diagnostic>) {
     }
 }
 
-/// The bond's IPv4 subnet from its stanza (`address` with a prefix, or with `netmask`).
-fn subnet(stanza: &Iface) -> Option<Ipv4Cidr> {
-    let addr = stanza.value("address")?.value.clone();
-    let (ip, prefix) = match addr.split_once('/') {
-        Some((ip, p)) => (ip.parse::<Ipv4Addr>().ok()?, p.parse::<u8>().ok()?),
-        None => {
-            let mask: Ipv4Addr = stanza.value("netmask")?.value.trim().parse().ok()?;
-            (addr.trim().parse().ok()?, u32::from(mask).count_ones() as u8)
-        }
+/// Targets the monitor cannot reach directly: outside every subnet the bond's stanzas give
+/// it (a link-local NS target is on every link), and targets with no ARP monitor to probe them.
+fn targets(ifs: &Interfaces, cfg: &BondConfig, out: &mut Vec<Diagnostic>) {
+    let subnets = addressing(ifs, &cfg.name).map(|a| a.addresses).unwrap_or_default();
+    let on_link = |ip: IpAddr| {
+        let v6_link_local = matches!(ip, IpAddr::V6(v6) if rbond_core::is_link_local(v6));
+        v6_link_local || subnets.iter().any(|a| same_subnet(a.addr, ip, a.prefix))
     };
-    Some(Ipv4Cidr::new(ip, prefix))
-}
-
-fn targets(cfg: &BondConfig, stanza: Option<&Iface>, out: &mut Vec<Diagnostic>) {
-    let Some(net) = stanza.and_then(subnet) else { return };
+    let mut unprobed = Vec::new();
     for (k, v, place) in &cfg.options {
-        let Some(ip) = (k == "arp_ip_target").then(|| v.trim_start_matches('+').parse::<Ipv4Addr>().ok()).flatten()
-        else {
-            continue;
+        let debian = match k.as_str() {
+            "arp_ip_target" => "bond-arp-ip-target",
+            "ns_ip6_target" => "bond-ns-ip6-target",
+            _ => continue,
         };
-        if !net.contains(ip) {
-            let mask = u32::MAX.checked_shl(32 - u32::from(net.prefix)).unwrap_or(0);
-            let network = Ipv4Addr::from(u32::from(net.addr) & mask);
+        // An interval that miimon drops has its own warning; one line per option, not target.
+        if cfg.value("arp_interval").is_none_or(|v| v.trim() == "0") && !unprobed.contains(&debian) {
+            unprobed.push(debian);
             out.push(warn(
                 place,
-                format!("bond-arp-ip-target {ip} is outside {}'s subnet {network}/{}", cfg.name, net.prefix),
+                format!("{debian} is never probed: the ARP monitor runs only with bond-arp-interval"),
             ));
         }
+        let family: Vec<String> =
+            subnets.iter().filter(|a| a.addr.is_ipv4() == (k == "arp_ip_target")).map(network).collect();
+        let listed = v.split_whitespace().map(|t| t.trim_start_matches('+')).filter_map(|t| t.parse::<IpAddr>().ok());
+        for ip in listed.filter(|ip| !family.is_empty() && !on_link(*ip)) {
+            let nets = family.join(", ");
+            out.push(warn(place, format!("{debian} {ip} is outside {}'s subnet {nets}", cfg.name)));
+        }
+    }
+}
+
+/// `addr/prefix` as its network, `10.77.0.0/24`.
+fn network(a: &StanzaAddress) -> String {
+    let net = match a.addr {
+        IpAddr::V4(v4) => {
+            IpAddr::V4((u32::from(v4) & u32::MAX.checked_shl(32 - u32::from(a.prefix)).unwrap_or(0)).into())
+        }
+        IpAddr::V6(v6) => {
+            IpAddr::V6((u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(a.prefix)).unwrap_or(0)).into())
+        }
+    };
+    format!("{net}/{}", a.prefix)
+}
+
+fn same_subnet(a: IpAddr, b: IpAddr, prefix: u8) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => Ipv4Cidr::new(a, prefix).contains(b),
+        (IpAddr::V6(a), IpAddr::V6(b)) => Ipv6Cidr::new(a, prefix).contains(b),
+        _ => false,
     }
 }
 
@@ -225,7 +249,7 @@ pub fn lint(ifs: &Interfaces) -> Vec<Diagnostic> {
             Ok(cfg) => {
                 let o = engine_options(&cfg, &mut out);
                 monitors(&cfg, &o, &mut out);
-                targets(&cfg, ifs.iface(&bond).first().copied(), &mut out);
+                targets(ifs, &cfg, &mut out);
                 slaves(ifs, &cfg, &mut out);
                 mappings(ifs, &cfg, &mut out);
             }

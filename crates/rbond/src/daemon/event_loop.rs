@@ -3,17 +3,19 @@
 //! sockets), so readiness maps straight back to its owner.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use rbond_core::{Command, Input, Instant, Level};
+use rbond_core::{Command, Input, Instant, Ipv4Cidr, Ipv6Cidr, Level};
 
 use super::{Daemon, now};
 use crate::control::server::{ClientId, Server};
 use crate::datapath::{Datapath, Seen, Source};
+use crate::net::address::{IFA_F_DADFAILED, IFA_F_TENTATIVE};
 use crate::net::watch::{LinkEvent, Watch};
 use crate::sys;
 
@@ -274,19 +276,21 @@ impl Daemon {
         }
     }
 
-    /// bond0's IPv4 addresses, for the ARP monitor's probe sources and validation.
+    /// bond0's addresses, for the ARP and NS monitors' probe sources and validation. An IPv6
+    /// address counts once it is ready: the kernel never sends from a tentative one.
     pub(super) fn read_addresses(&mut self) {
-        let v4 = self
-            .net
-            .addresses(self.index)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|a| match a.addr {
-                std::net::IpAddr::V4(ip) => Some(rbond_core::Ipv4Cidr::new(ip, a.prefix)),
-                std::net::IpAddr::V6(_) => None,
-            })
-            .collect();
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for a in self.net.addresses(self.index).unwrap_or_default() {
+            match a.addr {
+                IpAddr::V4(ip) => v4.push(Ipv4Cidr::new(ip, a.prefix)),
+                IpAddr::V6(ip) if a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0 => {
+                    v6.push(Ipv6Cidr::new(ip, a.prefix))
+                }
+                IpAddr::V6(_) => {}
+            }
+        }
         let _ = self.engine.handle(now(), Input::Addresses(v4));
+        let _ = self.engine.handle(now(), Input::Ipv6Addresses(v6));
     }
 
     /// bond0's IPv4 gateways, which the standby probes ask for when there is no ARP target.

@@ -10,6 +10,7 @@ use rbond_core::{Action, Level, Mac, MacTarget, SlaveId};
 
 use super::Daemon;
 use crate::datapath::Membership;
+use crate::net::address::{IFA_F_DADFAILED, IFA_F_TENTATIVE};
 use crate::net::frames;
 use crate::net::link::Change;
 
@@ -22,12 +23,19 @@ impl Daemon {
     pub(super) fn apply_actions(&mut self) {
         let (mut changed, mut counted) = (false, false);
         while let Some(action) = self.engine.poll_action() {
-            changed |= !matches!(action, Action::SendArpProbe { .. } | Action::SendStandbyProbe { .. });
+            changed |= !matches!(
+                action,
+                Action::SendArpProbe { .. } | Action::SendNsProbe { .. } | Action::SendStandbyProbe { .. }
+            );
             counted = true;
             for problem in self.apply(action) {
                 let line = format!("{}: {problem}", self.name);
                 self.note(Level::Warning, line);
             }
+        }
+        for problem in self.follow_groups() {
+            let line = format!("{}: {problem}", self.name);
+            self.note(Level::Warning, line);
         }
         changed |= self.publisher.standby_changed(self.engine.counters().standby_changes);
         if changed {
@@ -73,13 +81,10 @@ impl Daemon {
             Action::SetMac { target: MacTarget::Slave(slave), mac } => problems.extend(self.set_slave_mac(slave, mac)),
             Action::SetCarrier { up } => check(format!("{}: set carrier", self.name), self.datapath.set_carrier(up)),
             Action::SendArpProbe { slave, target, source } => {
-                let mac = self.member(slave).map(|m| m.mac);
-                if let Some(mac) = mac {
-                    check(
-                        format!("{}: send ARP probe", self.slave_name(slave)),
-                        self.datapath.send(slave.0, &frames::arp_probe(mac, source, target)),
-                    );
-                }
+                problems.extend(self.probe(slave, "ARP", |mac| frames::arp_probe(mac, source, target)))
+            }
+            Action::SendNsProbe { slave, target, source } => {
+                problems.extend(self.probe(slave, "NS", |mac| frames::ns_probe(mac, source, target)))
             }
             Action::SendStandbyProbe { slave, mac, target } => check(
                 format!("{}: send standby probe", self.slave_name(slave)),
@@ -90,6 +95,13 @@ impl Daemon {
             Action::Log(e) => self.log.event(e),
         }
         problems
+    }
+
+    /// A monitor probe out of the slave, from the MAC the slave has now.
+    fn probe(&mut self, slave: SlaveId, kind: &str, frame: impl FnOnce(Mac) -> Vec<u8>) -> Option<String> {
+        let mac = self.member(slave)?.mac;
+        let sent = self.datapath.send(slave.0, &frame(mac));
+        sent.err().map(|e| format!("{}: send {kind} probe: {e}", self.slave_name(slave)))
     }
 
     pub(super) fn slave_name(&self, id: SlaveId) -> String {
@@ -131,9 +143,11 @@ impl Daemon {
             Ok(l) => l.mac.unwrap_or_default(),
             Err(e) => return vec![format!("{}: read MAC: {e}", self.name)],
         };
+        // A tentative address is not ours yet, nor a failed one ever (RFC 4862 5.4).
         let addrs = self.net.addresses(self.index).unwrap_or_default();
+        let ready = addrs.into_iter().filter(|a| a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0);
         let mut problems = Vec::new();
-        for a in addrs {
+        for a in ready {
             let frame = match a.addr {
                 std::net::IpAddr::V4(ip) => frames::gratuitous_arp(mac, ip),
                 std::net::IpAddr::V6(ip) => frames::unsolicited_na(mac, ip),

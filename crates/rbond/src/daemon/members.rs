@@ -12,6 +12,7 @@ use super::logger::Logger;
 use super::state::SavedSlave;
 use super::{Daemon, now};
 use crate::datapath::{Membership, Port, Seen};
+use crate::net::frames;
 use crate::net::link::{Change, Link};
 use crate::net::watch::LinkEvent;
 use crate::net::{Netdev, carrier_events_may_lag, ctx};
@@ -32,6 +33,9 @@ pub(super) struct Member {
     /// When the engine last heard of ordinary traffic on it.
     #[serde(skip)]
     pub(super) last_rx_note: Option<Instant>,
+    /// The multicast groups its socket joined for the NS monitor (they outlive us with it).
+    #[serde(default)]
+    pub(super) groups: Vec<Mac>,
 }
 
 /// Restores a slave, logging whatever could not be put back.
@@ -138,7 +142,28 @@ impl Daemon {
             carrier_since: live.then(now),
             poll_link: carrier_events_may_lag(&Link { index: i, ..link }),
             last_rx_note: None,
+            groups: Vec::new(),
         })
+    }
+
+    /// Keeps each slave in the solicited-node groups the engine wants it in: a backup with
+    /// validation must hear the NS targets' traffic through a NIC that filters multicast.
+    pub(super) fn follow_groups(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for i in 0..self.members.len() {
+            let (id, name) = (self.members[i].id, self.members[i].name.clone());
+            let want: Vec<Mac> = self.engine.solicited_groups(id).into_iter().map(frames::ipv6_group_mac).collect();
+            let have = std::mem::replace(&mut self.members[i].groups, want.clone());
+            let leave = have.iter().filter(|m| !want.contains(m)).map(|m| (m, false));
+            let join = want.iter().filter(|m| !have.contains(m)).map(|m| (m, true));
+            for (mac, join) in leave.chain(join) {
+                if let Err(e) = self.datapath.membership(id.0, Membership::Multicast(mac.0), join) {
+                    problems
+                        .push(format!("{name}: {} multicast group {mac}: {e}", if join { "join" } else { "leave" }));
+                }
+            }
+        }
+        problems
     }
 
     /// A NIC that filters unicast would drop the replies to the slave's standby probes: its
@@ -221,7 +246,7 @@ impl Daemon {
         let slave = SlaveId(ifindex);
         let from_bond = match what {
             Seen::Arp(f) => Some(f.sender_mac),
-            Seen::Other { from } => Some(from),
+            Seen::Other { from } | Seen::Nd { from, .. } => Some(from),
             _ => None,
         };
         if from_bond.is_some() && from_bond == self.engine.mac() && self.engine.active() != Some(slave) {
@@ -229,6 +254,7 @@ impl Daemon {
         }
         let input = match what {
             Seen::Arp(frame) => Input::Arp { slave, frame },
+            Seen::Nd { frame, .. } => Input::Nd { slave, frame },
             Seen::Malformed => Input::BadFrame { slave },
             Seen::Sent => Input::BondBroadcast,
             Seen::Other { .. } => {

@@ -416,3 +416,41 @@ fn memberships_are_reported_again_from_the_new_active_slave() {
         (ETH1, &[10, 0, 0, 1][..], &[0, 1][..], &group.octets()[..])
     );
 }
+
+/// With `ns_ip6_target` and validation, the backup's socket joins the target's solicited-node
+/// group (33:33:ff + its last three bytes) and the active's does not; a failover swaps them.
+/// (The kernel does this whichever monitor runs; here miimon makes the failover.)
+#[test]
+fn backups_join_the_ns_targets_groups() {
+    use crate::datapath::Membership::Multicast;
+    let group = [0x33, 0x33, 0xff, 0x00, 0x02, 0x54];
+    let opts = ["miimon=100", "ns_ip6_target=2001:db8::254", "arp_validate=backup"];
+    let mut d = daemon(&opts, FakeDatapath::default(), host());
+    // Which slaves' sockets are in the group now, after every join and leave so far.
+    let in_group = |d: &mut Daemon| {
+        let mut now_in = std::collections::BTreeSet::new();
+        for (slave, what, add) in parts(d).0.memberships.iter().cloned() {
+            assert_eq!(what, Multicast(group), "only the target's group is asked for");
+            if add {
+                assert!(now_in.insert(slave), "joined twice")
+            } else {
+                assert!(now_in.remove(&slave), "left unjoined")
+            }
+        }
+        now_in.into_iter().collect::<Vec<u32>>()
+    };
+    parts(&mut d).0.memberships.retain(|m| matches!(m.1, Multicast(_)));
+    assert_eq!(d.engine.active_slave(), Some("eth0"));
+    assert_eq!(in_group(&mut d), [ETH1]);
+    d.carrier_seen(rbond_core::SlaveId(ETH0), false);
+    d.apply_actions();
+    parts(&mut d).0.memberships.retain(|m| matches!(m.1, Multicast(_)));
+    assert_eq!(d.engine.active_slave(), Some("eth1"));
+    assert_eq!(in_group(&mut d), [ETH0]);
+    d.engine
+        .handle(now(), Input::Command(Command::SetOption { name: "arp_validate".into(), value: "none".into() }))
+        .unwrap();
+    d.apply_actions();
+    parts(&mut d).0.memberships.retain(|m| matches!(m.1, Multicast(_)));
+    assert_eq!(in_group(&mut d), Vec::<u32>::new(), "without validation no slave is in the group");
+}

@@ -5,6 +5,7 @@
 //! and the outage.
 
 use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::config::bond::{BondConfig, bond_config, bonds};
 use crate::config::examples::GUIDE;
 use crate::config::interfaces::Interfaces;
 use crate::control::Request;
-use crate::lab::{Lab, Wiring};
+use crate::lab::{BOND_IP6, Lab, PEER_IP, PEER_IP6, Wiring};
 
 /// Ceiling for a change the bond makes at once: 0 ms when the machine is quiet, but two
 /// drills on two busy cores have shown 24 ms, so this is scheduling slack, not a target.
@@ -71,6 +72,8 @@ struct Expect {
     kill_outage: u64,
     /// The file puts the bond in a bridge (`bridge_ports`): a VM behind it is probed too.
     vm: bool,
+    /// The file gives the bond `inet6` stanzas only: the drill runs over IPv6 alone.
+    ipv6: bool,
 }
 
 impl Expect {
@@ -88,6 +91,7 @@ impl Expect {
             one_mac: o.sysfs(OptionName::FailOverMac).starts_with("none"),
             kill_outage: IMMEDIATE_MS,
             vm: false,
+            ipv6: false,
         })
     }
 
@@ -141,6 +145,8 @@ pub struct StepResult {
 pub struct DrillReport {
     pub options: Vec<String>,
     pub pps: u32,
+    /// The peer's address the probe ran to (IPv6 when the stanza is `inet6` only).
+    pub peer: IpAddr,
     pub passed: bool,
     pub steps: Vec<StepResult>,
     pub log: Vec<String>,
@@ -374,6 +380,8 @@ fn configuration(opts: &DrillOptions) -> anyhow::Result<Configuration> {
         let ifs = Interfaces::parse(&std::fs::read_to_string(path)?, path)?;
         let ports = |i: &crate::config::interfaces::Iface| i.value("bridge_ports").map(|p| p.value.clone());
         x.vm = ifs.ifaces.iter().filter_map(ports).any(|p| p.split_whitespace().any(|n| n == cfg.name));
+        let families: Vec<&str> = ifs.iface(&cfg.name).iter().map(|i| i.family.as_str()).collect();
+        x.ipv6 = !families.is_empty() && families.iter().all(|f| *f == "inet6");
     }
     Ok((cfg.slaves, pairs, x))
 }
@@ -390,7 +398,16 @@ fn setup(
     let opts_kv: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     progress.say(&format!("Starting bond0 over {}: {}", slaves.join(" "), opts_kv.join(" ")));
     let slave_refs: Vec<&str> = slaves.iter().map(String::as_str).collect();
+    if x.ipv6 {
+        progress.say(&format!("IPv6 only: the peer {PEER_IP6}, bond0 {BOND_IP6}/64, no IPv4 address"));
+        lab.peer_ipv6_only()?;
+    }
     lab.start_supervised(&opts.bin, &slave_refs, &opts_kv, &[])?;
+    if x.ipv6 {
+        // Ready at once: an NS monitor validating backups needs a source address from its
+        // first interval (the tests show bond0's addresses passing DAD on their own).
+        lab.bond_ipv6_only(false)?;
+    }
     progress.waiting("waiting for both slaves to come up");
     lab.wait_until(x.settle() + Duration::from_secs(5), "both slaves up", |l| l.slaves_up(2))?;
     progress.done_waiting();
@@ -422,7 +439,8 @@ fn drive(
     progress: &Progress,
 ) -> anyhow::Result<DrillReport> {
     let _echo = lab.echo()?;
-    let probe = lab.probe(opts.pps);
+    let peer: IpAddr = if x.ipv6 { PEER_IP6.into() } else { PEER_IP.into() };
+    let probe = lab.probe_from(&lab.host(), peer, opts.pps);
     let probe_started_ms = now_ms();
     let vm_ns = lab.namespaces().iter().find(|n| n.ends_with("vm")).cloned();
     let _vm_echo = vm_ns.as_deref().map(|ns| lab.echo_in(ns)).transpose()?;
@@ -452,6 +470,7 @@ fn drive(
     let report = DrillReport {
         options: pairs.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         pps: opts.pps,
+        peer,
         passed: steps.iter().all(|s| s.passed),
         steps,
         log,
@@ -593,11 +612,12 @@ pub fn table(r: &DrillReport) -> String {
     }
     let failed = r.steps.iter().filter(|s| !s.passed).count();
     t.push_str(&format!(
-        "\n{}: {} of {} steps passed ({} packets/s probe)\n\nWhat bond0 logged:\n",
+        "\n{}: {} of {} steps passed ({} packets/s probe to {})\n\nWhat bond0 logged:\n",
         if r.passed { "PASSED" } else { "FAILED" },
         r.steps.len() - failed,
         r.steps.len(),
-        r.pps
+        r.pps,
+        r.peer
     ));
     for l in &r.log {
         t.push_str(&format!("  {l}\n"));

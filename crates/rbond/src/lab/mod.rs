@@ -8,7 +8,7 @@ pub mod probe;
 pub mod stats;
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,6 +23,8 @@ use crate::wait;
 
 pub const BOND_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+pub const BOND_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 1);
+pub const PEER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 2);
 pub const ECHO_PORT: u16 = 7000;
 /// A VM behind a bridge on the bond (`vm_behind_bridge`).
 pub const VM_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 50);
@@ -356,6 +358,49 @@ impl Lab {
             self.ip_json(&["addr", "show", name]).and_then(|l| l["addr_info"].as_array().cloned()).unwrap_or_default();
         let global = infos.iter().filter(|a| a["scope"] != "link");
         global.filter_map(|a| Some(format!("{}/{}", a["local"].as_str()?, a["prefixlen"]))).collect()
+    }
+
+    /// An interface's IPv6 addresses in the host namespace (link-local too), each with
+    /// whether it is still tentative and whether its duplicate address detection failed.
+    pub fn ipv6_addrs(&self, name: &str) -> Vec<(String, bool, bool)> {
+        let infos = self
+            .ip_json(&["-6", "addr", "show", name])
+            .and_then(|l| l["addr_info"].as_array().cloned())
+            .unwrap_or_default();
+        let flag = |a: &Value, f: &str| a[f].as_bool().unwrap_or(false);
+        infos
+            .iter()
+            .filter_map(|a| Some((a["local"].as_str()?.to_string(), flag(a, "tentative"), flag(a, "dadfailed"))))
+            .collect()
+    }
+
+    /// The peer on IPv6 alone: its IPv4 address goes, `PEER_IP6` comes. Before a bond whose
+    /// NS monitor asks for the peer starts, or its slaves find no one to answer.
+    pub fn peer_ipv6_only(&self) -> anyhow::Result<()> {
+        let p = self.peer();
+        ip(&["-n", &p, "-4", "addr", "flush", "dev", "eth0"])?;
+        ip(&["-n", &p, "addr", "add", &format!("{PEER_IP6}/64"), "dev", "eth0", "nodad"])
+    }
+
+    /// bond0 on IPv6 alone: its IPv4 address goes and `BOND_IP6` comes, through duplicate
+    /// address detection when `dad` (as an administrator's would; a second or so) or ready at
+    /// once; this waits until bond0's addresses are ready and fails if one failed DAD.
+    pub fn bond_ipv6_only(&self, dad: bool) -> anyhow::Result<()> {
+        let h = self.host();
+        ip(&["-n", &h, "-4", "addr", "flush", "dev", "bond0"])?;
+        let addr = format!("{BOND_IP6}/64");
+        ip(&["-n", &h, "addr", "add", &addr, "dev", "bond0"]
+            .into_iter()
+            .chain((!dad).then_some("nodad"))
+            .collect::<Vec<_>>())?;
+        self.wait_until(Duration::from_secs(5), "bond0's IPv6 addresses past DAD", |l| {
+            let a = l.ipv6_addrs("bond0");
+            a.len() >= 2 && a.iter().all(|(_, tentative, _)| !tentative)
+        })?;
+        if let Some((addr, ..)) = self.ipv6_addrs("bond0").into_iter().find(|a| a.2) {
+            bail!("bond0's {addr} failed duplicate address detection");
+        }
+        Ok(())
     }
 
     /// The receive and transmit error counters of an interface in the host namespace.

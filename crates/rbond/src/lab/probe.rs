@@ -3,7 +3,7 @@
 //! over any stretch of time afterwards.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -25,7 +25,9 @@ impl Lab {
         let flag = stop.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let worker = self.in_ns(ns, move || {
-            let s = match UdpSocket::bind(("0.0.0.0", ECHO_PORT)) {
+            // Both families on one socket where the namespace has IPv6 (a VM may have none).
+            let bound = UdpSocket::bind(("::", ECHO_PORT)).or_else(|_| UdpSocket::bind(("0.0.0.0", ECHO_PORT)));
+            let s = match bound {
                 Ok(s) => s,
                 Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
             };
@@ -52,12 +54,13 @@ impl Lab {
     }
 
     /// Starts sending `pps` numbered datagrams per second from namespace `ns` to the echo
-    /// service at `to`.
-    pub fn probe_from(&self, ns: &str, to: std::net::Ipv4Addr, pps: u32) -> Probe {
+    /// service at `to` (IPv4 or IPv6).
+    pub fn probe_from(&self, ns: &str, to: impl Into<IpAddr>, pps: u32) -> Probe {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let start = Instant::now();
-        let worker = self.in_ns(ns, move || run_probe(pps, SocketAddr::from((to, ECHO_PORT)), start, &flag));
+        let to = SocketAddr::new(to.into(), ECHO_PORT);
+        let worker = self.in_ns(ns, move || run_probe(pps, to, start, &flag));
         Probe { stop, start, worker }
     }
 }
@@ -153,7 +156,7 @@ fn deep_buffer(s: &UdpSocket) {
 
 fn run_probe(pps: u32, peer: SocketAddr, start: Instant, stop: &AtomicBool) -> anyhow::Result<Record> {
     // Not connected: with bond0 down there is no route, and a send that fails is a loss.
-    let s = UdpSocket::bind(("0.0.0.0", 0))?;
+    let s = if peer.is_ipv4() { UdpSocket::bind(("0.0.0.0", 0))? } else { UdpSocket::bind(("::", 0))? };
     s.set_nonblocking(true)?;
     deep_buffer(&s);
     let interval = Duration::from_secs(1) / pps.max(1);

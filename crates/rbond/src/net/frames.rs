@@ -1,11 +1,11 @@
-//! The frames rbond builds and reads itself: ARP probes and replies, gratuitous ARP,
-//! unsolicited IPv6 neighbour advertisements, learning frames for the MACs behind the bond,
+//! The frames rbond builds and reads itself: ARP probes and replies, gratuitous ARP, IPv6
+//! neighbour solicitations and advertisements, learning frames for the MACs behind the bond,
 //! and IGMP/MLD membership reports. Each carries a zeroed virtio-net header in front, as
 //! every frame on our sockets does.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use rbond_core::{ArpFrame, ArpOp, Mac};
+use rbond_core::{ArpFrame, ArpOp, Mac, NdFrame, NdKind, solicited_node};
 
 /// The virtio-net header that precedes every frame on the TAP and on the packet sockets.
 pub const VNET_HDR_LEN: usize = 10;
@@ -61,6 +61,27 @@ fn checksum(chunks: &[&[u8]]) -> u16 {
     !(sum as u16)
 }
 
+/// An ICMPv6 message from `src` at `from` to `to` (hop limit 255, as neighbour discovery
+/// requires), its checksum filled in over the pseudo-header, to the Ethernet `dst`.
+fn icmpv6(dst: Mac, src: Mac, from: Ipv6Addr, to: Ipv6Addr, mut icmp: Vec<u8>) -> Vec<u8> {
+    let len = (icmp.len() as u32).to_be_bytes();
+    let sum = checksum(&[&from.octets(), &to.octets(), &len, &[0, 0, 0, 58], &icmp]);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut ip6 = vec![0x60, 0, 0, 0];
+    ip6.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    ip6.extend_from_slice(&[58, 255]); // ICMPv6, hop limit 255
+    ip6.extend_from_slice(&from.octets());
+    ip6.extend_from_slice(&to.octets());
+    ip6.extend_from_slice(&icmp);
+    ethernet(dst, src, ETH_P_IPV6, &ip6)
+}
+
+/// The Ethernet group an IPv6 multicast address maps to (33:33 and its last four bytes).
+pub fn ipv6_group_mac(group: Ipv6Addr) -> Mac {
+    let o = group.octets();
+    Mac([0x33, 0x33, o[12], o[13], o[14], o[15]])
+}
+
 /// An unsolicited neighbour advertisement for `ip` at `src` to all nodes, with the override
 /// flag set, so neighbours replace whatever they had cached.
 pub fn unsolicited_na(src: Mac, ip: Ipv6Addr) -> Vec<u8> {
@@ -69,17 +90,21 @@ pub fn unsolicited_na(src: Mac, ip: Ipv6Addr) -> Vec<u8> {
     icmp.extend_from_slice(&ip.octets());
     icmp.extend_from_slice(&[2, 1]); // target link-layer address option, 8 bytes
     icmp.extend_from_slice(&src.0);
-    let len = (icmp.len() as u32).to_be_bytes();
-    let pseudo = [&ip.octets()[..], &all_nodes.octets(), &len, &[0, 0, 0, 58]];
-    let sum = checksum(&[pseudo[0], pseudo[1], pseudo[2], pseudo[3], &icmp]);
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    let mut ip6 = vec![0x60, 0, 0, 0];
-    ip6.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
-    ip6.extend_from_slice(&[58, 255]); // ICMPv6, hop limit 255
-    ip6.extend_from_slice(&ip.octets());
-    ip6.extend_from_slice(&all_nodes.octets());
-    ip6.extend_from_slice(&icmp);
-    ethernet(Mac([0x33, 0x33, 0, 0, 0, 1]), src, ETH_P_IPV6, &ip6)
+    icmpv6(ipv6_group_mac(all_nodes), src, ip, all_nodes, icmp)
+}
+
+/// The NS monitor's probe, as the kernel's `ndisc_ns_create` makes it: a neighbour
+/// solicitation for `target` from `source` to the target's solicited-node group, carrying our
+/// link-layer address unless the source is unspecified (RFC 4861 forbids it then).
+pub fn ns_probe(src: Mac, source: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let group = solicited_node(target);
+    let mut icmp = vec![135, 0, 0, 0, 0, 0, 0, 0]; // type NS, code 0, checksum, reserved
+    icmp.extend_from_slice(&target.octets());
+    if !source.is_unspecified() {
+        icmp.extend_from_slice(&[1, 1]); // source link-layer address option, 8 bytes
+        icmp.extend_from_slice(&src.0);
+    }
+    icmpv6(ipv6_group_mac(group), src, source, group, icmp)
 }
 
 /// A learning frame for a MAC behind the bond, as Open vSwitch sends them: a RARP request
@@ -154,6 +179,11 @@ pub fn mld_report(src: Mac, ip: Ipv6Addr, groups: &[Ipv6Addr]) -> Vec<u8> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     Arp(ArpFrame),
+    /// An IPv6 neighbour solicitation or advertisement, and the MAC it came from.
+    Nd {
+        frame: NdFrame,
+        from: Mac,
+    },
     /// Any other well-formed frame, by its source MAC.
     Other {
         from: Mac,
@@ -165,11 +195,32 @@ pub enum Seen {
 }
 
 pub fn inspect(frame: &[u8]) -> Seen {
+    let from = || Mac(frame[6..12].try_into().unwrap_or_default());
     match (frame.get(12..14), parse_arp(frame, false)) {
         (_, Some(arp)) => Seen::Arp(arp),
         (Some([0x08, 0x06]), None) | (None, _) => Seen::Malformed,
-        (Some(_), None) => Seen::Other { from: Mac(frame[6..12].try_into().unwrap_or_default()) },
+        (Some(_), None) => match parse_nd(frame, false) {
+            Some(nd) => Seen::Nd { frame: nd, from: from() },
+            None => Seen::Other { from: from() },
+        },
     }
+}
+
+/// The neighbour discovery fields of an Ethernet frame (no vnet header): IPv6 whose next
+/// header is ICMPv6 (no extension headers, as the kernel's monitor reads it) of type NS or NA.
+pub fn parse_nd(frame: &[u8], outgoing: bool) -> Option<NdFrame> {
+    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let ip6 = frame.get(14..14 + 40 + 4)?;
+    if ethertype != ETH_P_IPV6 || ip6[0] >> 4 != 6 || ip6[6] != 58 {
+        return None;
+    }
+    let kind = match ip6[40] {
+        135 => NdKind::Solicitation,
+        136 => NdKind::Advertisement,
+        _ => return None,
+    };
+    let addr = |o: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&ip6[o..o + 16]).unwrap_or_default());
+    Some(NdFrame { kind, source: addr(8), destination: addr(24), outgoing })
 }
 
 /// The ARP fields of an Ethernet frame (no vnet header), if it is an Ethernet/IPv4 ARP
@@ -287,6 +338,35 @@ mod tests {
                 proptest::prop_assert!(bytes.len() >= 42);
                 proptest::prop_assert!(matches!(a.op, ArpOp::Request | ArpOp::Reply));
             }
+        }
+    }
+
+    /// The probe as a peer's stack reads it: to the target's solicited-node group at the
+    /// link and IP layers, a good checksum, our MAC in the option only when we have a source.
+    #[test]
+    fn neighbour_solicitations_are_well_formed_and_parse_back() {
+        let (source, target): (Ipv6Addr, Ipv6Addr) = ("2001:db8::1".parse().unwrap(), "2001:db8::254".parse().unwrap());
+        let f = &ns_probe(US, source, target)[VNET_HDR_LEN..];
+        assert_eq!(&f[..6], &[0x33, 0x33, 0xff, 0, 0x02, 0x54]);
+        let (ip6, icmp) = f[14..].split_at(40);
+        assert_eq!(
+            (ip6[6], ip6[7], &ip6[24..40]),
+            (58, 255, &"ff02::1:ff00:254".parse::<Ipv6Addr>().unwrap().octets()[..])
+        );
+        let len = (icmp.len() as u32).to_be_bytes();
+        assert_eq!(checksum(&[&ip6[8..24], &ip6[24..40], &len, &[0, 0, 0, 58], icmp]), 0);
+        assert_eq!(
+            (icmp[0], &icmp[8..24], &icmp[24..26], &icmp[26..32]),
+            (135, &target.octets()[..], &[1, 1][..], &US.0[..])
+        );
+        let nd = parse_nd(f, false).unwrap();
+        assert_eq!((nd.kind, nd.source, nd.destination), (NdKind::Solicitation, source, solicited_node(target)));
+        assert_eq!(ns_probe(US, Ipv6Addr::UNSPECIFIED, target).len(), VNET_HDR_LEN + 14 + 40 + 24, "no option from ::");
+        assert!(matches!(inspect(f), Seen::Nd { from: US, .. }));
+        let na = &unsolicited_na(US, source)[VNET_HDR_LEN..];
+        assert_eq!(parse_nd(na, false).map(|n| n.kind), Some(NdKind::Advertisement));
+        for n in 0..f.len() {
+            assert!(n >= 58 || parse_nd(&f[..n], false).is_none(), "truncated to {n}");
         }
     }
 

@@ -212,3 +212,57 @@ pub fn ifupdown(lab: &Lab, cmd: &str, file: &Path, state: &Path, ifaces: &[&str]
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A router advertisement from the peer to all nodes on its eth0, as a router sends one: a
+/// default router for 1800 s and 2001:db8:77::/64 for autoconfiguration (on-link, autonomous).
+pub fn advertise_router(net: &Lab) {
+    use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6};
+    use nix::sys::socket::{sendto, setsockopt, socket, sockopt};
+    use std::os::fd::AsRawFd;
+    let sent = net.in_ns(&net.peer(), || -> nix::Result<usize> {
+        let fd = socket(AddressFamily::Inet6, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::IcmpV6)?;
+        setsockopt(&fd, sockopt::Ipv6MulticastHops, &255)?; // neighbour discovery's hop limit
+        // Type, code, checksum (the kernel fills it), hop limit 64, no flags, lifetime 1800 s,
+        // no reachable time or retransmission timer.
+        let mut ra = vec![134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+        ra.extend_from_slice(&[3, 4, 64, 0xc0]); // prefix information, /64, on-link, autonomous
+        ra.extend_from_slice(&86_400u32.to_be_bytes());
+        ra.extend_from_slice(&14_400u32.to_be_bytes());
+        ra.extend_from_slice(&[0; 4]);
+        ra.extend_from_slice(&std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 0).octets());
+        let scope = nix::net::if_::if_nametoindex("eth0")?;
+        let all_nodes = SockaddrIn6::from(std::net::SocketAddrV6::new(
+            std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+            0,
+            0,
+            scope,
+        ));
+        sendto(fd.as_raw_fd(), &ra, &all_nodes, MsgFlags::empty())
+    });
+    sent.join().unwrap().unwrap().unwrap();
+}
+
+/// Every frame arriving in the peer's namespace for `length`, each with when it came (from
+/// `epoch`), read off a packet socket.
+pub fn capture(lab: &Lab, epoch: std::time::Instant, length: Duration) -> Captured {
+    lab.in_ns(&lab.peer(), move || {
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32) };
+        assert!(fd >= 0);
+        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const tv).cast(), 16) };
+        let start = std::time::Instant::now();
+        let mut frames = Vec::new();
+        let mut buf = [0u8; 512];
+        while start.elapsed() < length {
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n > 0 {
+                frames.push((epoch.elapsed(), buf[..n as usize].to_vec()));
+            }
+        }
+        unsafe { libc::close(fd) };
+        frames
+    })
+}
+
+/// The frames a `capture` saw, once joined.
+pub type Captured = std::thread::JoinHandle<anyhow::Result<Vec<(Duration, Vec<u8>)>>>;
