@@ -46,6 +46,7 @@ fn the_ns_monitor_finds_a_dead_path_behind_a_live_link() {
     let timed = net.timed_log().unwrap();
     let at = |needle: &str| timed.iter().find(|(t, l)| *t >= cut && l.contains(needle)).map(|(t, _)| t - cut);
     let down = at("link status definitely down for interface eth0").expect("eth0 declared down");
+    eprintln!("the NS monitor declared eth0 down {down} ms after its path died");
     // arp_missed_max 2: silent for two intervals, judged on the next tick, with a tick of slack.
     assert!((150..=500).contains(&down), "eth0 down {down} ms after the cut");
     assert!(at("making interface eth1 the new active one.").is_some_and(|t| t >= down), "{timed:?}");
@@ -211,6 +212,18 @@ fn a_failover_re_sends_the_hosts_mld_reports() {
     net.peer_ipv6_only().unwrap();
     start(&mut net, &["miimon=100"]);
     net.bond_ipv6_only(false).unwrap();
+    // NS targets come and go on a running bond like ARP ones, refused in the kernel's words.
+    let set = |value: &str| netns::rbond(&net).args(["set", "bond0", "ns_ip6_target", value]).output().unwrap();
+    assert!(set("+2001:db8:77::9").status.success());
+    assert!(set("+fe80::9").status.success());
+    assert_eq!(get(&net, "ns_ip6_target"), "2001:db8:77::9 fe80::9");
+    let refused = set("ff02::1");
+    assert_eq!(
+        (refused.status.code(), String::from_utf8_lossy(&refused.stderr).trim()),
+        (Some(1), "rbond: bond0: option ns_ip6_target: invalid NS target ff02::1 specified for addition")
+    );
+    assert!(set("-2001:db8:77::9").status.success() && set("-fe80::9").status.success());
+    assert_eq!(get(&net, "ns_ip6_target"), "");
     let group: Ipv6Addr = "ff0e::1:2:3".parse().unwrap();
     ip(&["-n", &net.host(), "addr", "add", &format!("{group}/128"), "dev", "bond0", "autojoin"]);
     // The join's own unsolicited reports are over well within two seconds.

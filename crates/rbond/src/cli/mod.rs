@@ -215,7 +215,9 @@ enum Cmd {
         bond: String,
         /// The option (see `rbond daemon --help` for the list), or active_slave.
         option: String,
-        /// The new value: a number, a name, or `default`.
+        /// The new value: a number, a name, or `default`; `+ADDR` or `-ADDR` adds or removes one
+        /// ARP or NS target.
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// Create a bond from its stanza and return once its slaves are in and bond0 has its
@@ -338,7 +340,7 @@ enum Cmd {
         /// Print the results as one JSON document.
         #[arg(long)]
         json: bool,
-        /// An interfaces file whose bond stanza (slaves eth0 and eth1) replaces the guide's.
+        /// An interfaces file whose bond stanza (slaves eth0 and eth1) replaces the guide's (inet6 only: drilled over IPv6).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Also draw the run as an SVG timeline: packets delivered and lost, steps, outages,
