@@ -14,6 +14,18 @@ use crate::options::ArpAllTargets;
 use crate::slave::{LinkState, Slave};
 use crate::time::{Instant, ms};
 
+/// Why a frame on a slave may be validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// On the active slave (or the probe candidate): a target answering us.
+    Active,
+    /// On a backup while the active hears its targets: our own probe, flooded back in by the
+    /// switch, so sender and target swap roles.
+    Relayed,
+    /// On a backup while a candidate probes: only a reply to that probe.
+    Candidate,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Proposal {
     Up,
@@ -57,11 +69,37 @@ impl Bond {
     }
 
     pub(crate) fn arp_seen(&mut self, now: Instant, id: SlaveId, f: &ArpFrame) -> Result<(), Error> {
-        let backup = self.require(id)?.backup;
+        self.require(id)?;
         if self.standby_arp(now, id, f) {
             return Ok(());
         }
-        if !self.arp_rx_counted() || f.outgoing {
+        self.monitor_frame(now, id, f.outgoing, |bond, trust| match trust {
+            Trust::Active => bond.validate_arp(now, id, f.sender_ip, f.target_ip),
+            Trust::Relayed => bond.validate_arp(now, id, f.target_ip, f.sender_ip),
+            Trust::Candidate => f.op == ArpOp::Reply && bond.validate_arp(now, id, f.sender_ip, f.target_ip),
+        })
+    }
+
+    /// The IPv6 half, as the kernel's `bond_na_rcv`: solicitations and advertisements alike,
+    /// judged by the IPv6 header's addresses. As an IPv6 frame it counts under `filter` too.
+    pub(crate) fn nd_seen(&mut self, now: Instant, id: SlaveId, f: &NdFrame) -> Result<(), Error> {
+        self.monitor_frame(now, id, f.outgoing, |bond, trust| match trust {
+            Trust::Relayed => bond.validate_na(now, id, f.destination, f.source),
+            Trust::Active | Trust::Candidate => bond.validate_na(now, id, f.source, f.destination),
+        })
+    }
+
+    /// A monitor frame (ARP, NS or NA) on a slave: traffic where validation does not apply;
+    /// else `validate`d under the kernel's reason to trust it, and counted as refused when not.
+    fn monitor_frame(
+        &mut self,
+        now: Instant,
+        id: SlaveId,
+        outgoing: bool,
+        validate: impl FnOnce(&mut Bond, Trust) -> bool,
+    ) -> Result<(), Error> {
+        let backup = self.require(id)?.backup;
+        if !self.arp_rx_counted() || outgoing {
             return Ok(());
         }
         if !self.opts.arp_validate.applies_to(backup) {
@@ -69,46 +107,23 @@ impl Bond {
             self.tally.counts.arp_heard += 1;
             return Ok(());
         }
-        let counted = if !backup {
-            self.validate_arp(now, id, f.sender_ip, f.target_ip)
-        } else if self.active_heard_since_up() {
-            // A backup hears our own request, relayed by the switch: the roles are swapped.
-            self.validate_arp(now, id, f.target_ip, f.sender_ip)
-        } else {
-            f.op == ArpOp::Reply
-                && self.arp_slave_probed_lately(now)
-                && self.validate_arp(now, id, f.sender_ip, f.target_ip)
-        };
+        let counted = self.trust(now, backup).is_some_and(|t| validate(self, t));
         if let Some(s) = self.slave_mut(id).filter(|_| !counted) {
             s.arp_rejected += 1;
         }
         Ok(())
     }
 
-    /// The IPv6 half, as the kernel's `bond_na_rcv`: solicitations and advertisements alike,
-    /// judged by the IPv6 header's addresses, with the same three cases of trust.
-    pub(crate) fn nd_seen(&mut self, now: Instant, id: SlaveId, f: &NdFrame) -> Result<(), Error> {
-        let backup = self.require(id)?.backup;
-        if !self.arp_rx_counted() || f.outgoing {
-            return Ok(());
-        }
-        if !self.opts.arp_validate.applies_to(backup) {
-            // An IPv6 frame: it counts under `filter` as much as without.
-            self.touch_rx(id, now);
-            return Ok(());
-        }
-        let counted = if !backup {
-            self.validate_na(now, id, f.source, f.destination)
+    /// Why a validated frame on a slave in this role may count at all (the kernel's three
+    /// cases), if it may.
+    fn trust(&self, now: Instant, backup: bool) -> Option<Trust> {
+        if !backup {
+            Some(Trust::Active)
         } else if self.active_heard_since_up() {
-            // A backup hears our own solicitation, flooded to the target's group by the switch.
-            self.validate_na(now, id, f.destination, f.source)
+            Some(Trust::Relayed)
         } else {
-            self.arp_slave_probed_lately(now) && self.validate_na(now, id, f.source, f.destination)
-        };
-        if let Some(s) = self.slave_mut(id).filter(|_| !counted) {
-            s.arp_rejected += 1;
+            self.arp_slave_probed_lately(now).then_some(Trust::Candidate)
         }
-        Ok(())
     }
 
     pub(crate) fn bad_frame(&mut self, id: SlaveId) -> Result<(), Error> {

@@ -26,6 +26,26 @@ fn drill_json(extra: &[&std::ffi::OsStr]) -> (u32, Output) {
     (pid, child.wait_with_output().unwrap())
 }
 
+/// Where `drill_stanza` writes its file.
+fn stanza_file() -> std::path::PathBuf {
+    let dir = format!("rbond-drill-cfg-{}-{:?}", std::process::id(), std::thread::current().id());
+    std::env::temp_dir().join(dir).join("interfaces")
+}
+
+/// `rbond drill --json --config` on a file holding `stanza`.
+fn drill_stanza(stanza: &str) -> Output {
+    let cfg = stanza_file();
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(&cfg, stanza).unwrap();
+    let out = Command::new(bin()).args(["drill", "--json", "--config"]).arg(&cfg).output().unwrap();
+    let _ = std::fs::remove_dir_all(cfg.parent().unwrap());
+    out
+}
+
+fn parsed(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
 fn check_report(out: &Output) -> Value {
     let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
@@ -150,28 +170,24 @@ fn the_drill_refuses_to_run_without_root() {
 #[test]
 fn the_drill_judges_another_stanza_by_its_own_settings() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
-    let dir = std::env::temp_dir().join(format!("rbond-drill-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("interfaces");
-    std::fs::write(&cfg, "auto bond0\niface bond0 inet manual\n    bond-slaves eth1 eth0\n    bond-mode active-backup\n    bond-miimon 50\n").unwrap();
-    let out = Command::new(bin()).args(["drill", "--json", "--config"]).arg(&cfg).output().unwrap();
-    let r: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let r = parsed(&drill_stanza(
+        "auto bond0\niface bond0 inet manual\n    bond-slaves eth1 eth0\n    bond-mode active-backup\n    bond-miimon 50\n",
+    ));
     assert_eq!(r["passed"], true, "{r:#}");
     assert_eq!(r["options"], serde_json::json!(["miimon=50", "mode=active-backup"]));
     let steps = r["steps"].as_array().unwrap();
     assert_eq!(steps[0]["active_after"], "eth1");
     assert_eq!(steps[12]["expected_active"], "eth1", "no primary takes the bond back");
     assert_eq!(steps[11]["expected_outage_ms"], 100, "miimon 50 + 50 ms slack");
-    let bad = dir.join("bad");
-    std::fs::write(&bad, "iface bond0 inet manual\n    bond-slaves eth2\n").unwrap();
-    let out = Command::new(bin()).args(["drill", "--config"]).arg(&bad).output().unwrap();
+    let out = drill_stanza("iface bond0 inet manual\n    bond-slaves eth2\n");
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        format!("rbond drill: {}:1: the drill's host has eth0 and eth1; bond0 has [\"eth2\"]\n", bad.display())
+        format!(
+            "rbond drill: {}:1: the drill's host has eth0 and eth1; bond0 has [\"eth2\"]\n",
+            stanza_file().display()
+        )
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A stanza that puts the bond in a bridge (`bridge_ports bond0`): the drill builds the bridge
@@ -179,20 +195,11 @@ fn the_drill_judges_another_stanza_by_its_own_settings() {
 #[test]
 fn the_drill_drills_a_vm_behind_a_bridge_on_the_bond() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
-    let dir = std::env::temp_dir().join(format!("rbond-drill-br-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("interfaces");
-    std::fs::write(
-        &cfg,
+    let r = parsed(&drill_stanza(
         "auto bond0\niface bond0 inet manual\n    bond-slaves eth0 eth1\n    bond-mode active-backup\n    \
          bond-miimon 100\n    bond-primary eth0\n\n\
          auto br0\niface br0 inet static\n    address 10.77.0.1/24\n    bridge_ports bond0\n    bridge_stp off\n",
-    )
-    .unwrap();
-    let out = Command::new(bin()).args(["drill", "--json", "--config"]).arg(&cfg).output().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let r: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    ));
     assert_eq!(r["passed"], true, "{r:#}");
     let steps = r["steps"].as_array().unwrap();
     for s in steps {
@@ -208,18 +215,11 @@ fn the_drill_drills_a_vm_behind_a_bridge_on_the_bond() {
 #[test]
 fn the_drill_passes_on_an_ipv6_only_stanza_with_the_ns_monitor() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
-    let dir = std::env::temp_dir().join(format!("rbond-drill-v6-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("interfaces");
-    std::fs::write(
-        &cfg,
+    let out = drill_stanza(
         "auto bond0\niface bond0 inet6 static\n    address 2001:db8:77::1/64\n    bond-slaves eth0 eth1\n    \
          bond-mode active-backup\n    bond-arp-interval 100\n    bond-ns-ip6-target 2001:db8:77::2\n    \
          bond-arp-validate all\n    bond-primary eth0\n",
-    )
-    .unwrap();
-    let out = Command::new(bin()).args(["drill", "--json", "--config"]).arg(&cfg).output().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    );
     let r = check_report(&out);
     assert_eq!(r["peer"], "2001:db8:77::2", "probed over IPv6");
     let pull = &r["steps"][11];

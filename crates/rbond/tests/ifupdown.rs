@@ -194,15 +194,8 @@ fn ifup_builds_an_ipv6_only_bond_from_inet6_stanzas() {
     let (file, state) = write(&net, auto);
     ifupdown(&net, "ifup", &file, &state, &["bond0"]);
     assert_eq!(get(&net, "miimon"), "100");
-    let slaac = |l: &rbond::lab::Lab| l.ipv6_addrs("bond0").iter().any(|a| a.0.starts_with("2001:db8:77:") && !a.1);
-    for _ in 0..8 {
-        netns::advertise_router(&net);
-        std::thread::sleep(Duration::from_secs(1));
-        if slaac(&net) {
-            break;
-        }
-    }
-    assert!(slaac(&net), "bond0 took an address from the router's advertisement: {:?}", net.ipv6_addrs("bond0"));
+    let slaac = netns::slaac_on_bond(&net);
+    assert!(slaac.is_some(), "bond0 took an address from the router's advertisement: {:?}", net.ipv6_addrs("bond0"));
     ifupdown(&net, "ifdown", &file, &state, &["bond0"]);
     assert!(net.link("bond0").is_none(), "ifdown removed bond0");
     assert_eq!(slaves_state(&net), before, "every slave restored");

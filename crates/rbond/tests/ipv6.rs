@@ -176,16 +176,9 @@ fn router_advertisements_configure_the_bond_and_never_a_slave() {
     start(&mut net, &["miimon=100"]);
     ip(&["-n", &net.host(), "-4", "addr", "flush", "dev", "bond0"]);
     let slaac = |n: &Lab| n.ipv6_addrs("bond0").into_iter().find(|a| a.0.starts_with("2001:db8:77:"));
-    let mut configured = None;
-    for _ in 0..8 {
-        netns::advertise_router(&net);
-        std::thread::sleep(Duration::from_secs(1));
-        configured = slaac(&net).filter(|a| !a.1);
-        if configured.is_some() && host_routes(&net, &["default"]).contains("dev bond0 proto ra") {
-            break;
-        }
-    }
-    let Some((addr, ..)) = configured else { panic!("no SLAAC address on bond0: {:?}", net.ipv6_addrs("bond0")) };
+    let Some(addr) = netns::slaac_on_bond(&net) else {
+        panic!("no SLAAC address on bond0: {:?}", net.ipv6_addrs("bond0"))
+    };
     let default = host_routes(&net, &["default"]);
     assert!(default.starts_with("default via fe80::") && default.contains("dev bond0 proto ra"), "{default}");
     for slave in ["eth0", "eth1"] {

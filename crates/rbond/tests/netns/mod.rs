@@ -213,6 +213,20 @@ pub fn ifupdown(lab: &Lab, cmd: &str, file: &Path, state: &Path, ifaces: &[&str]
     );
 }
 
+/// Advertises the peer as a router, once a second, until bond0 has a ready address from the
+/// advertised prefix (eight tries); that address.
+pub fn slaac_on_bond(net: &Lab) -> Option<String> {
+    let ready = |n: &Lab| n.ipv6_addrs("bond0").into_iter().find(|a| a.0.starts_with("2001:db8:77:") && !a.1);
+    for _ in 0..8 {
+        advertise_router(net);
+        std::thread::sleep(Duration::from_secs(1));
+        if let Some(a) = ready(net) {
+            return Some(a.0);
+        }
+    }
+    None
+}
+
 /// A router advertisement from the peer to all nodes on its eth0, as a router sends one: a
 /// default router for 1800 s and 2001:db8:77::/64 for autoconfiguration (on-link, autonomous).
 pub fn advertise_router(net: &Lab) {
