@@ -83,6 +83,10 @@ impl Bond {
     /// The IPv6 half, as the kernel's `bond_na_rcv`: solicitations and advertisements alike,
     /// judged by the IPv6 header's addresses. As an IPv6 frame it counts under `filter` too.
     pub(crate) fn nd_seen(&mut self, now: Instant, id: SlaveId, f: &NdFrame) -> Result<(), Error> {
+        self.require(id)?;
+        if self.standby_nd(now, id, f) {
+            return Ok(());
+        }
         self.monitor_frame(now, id, f.outgoing, |bond, trust| match trust {
             Trust::Relayed => bond.validate_na(now, id, f.destination, f.source),
             Trust::Active | Trust::Candidate => bond.validate_na(now, id, f.source, f.destination),

@@ -4,7 +4,7 @@
 
 use crate::counters::Tally;
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +52,8 @@ pub enum NdKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct NdFrame {
     pub kind: NdKind,
+    /// The Ethernet source.
+    pub sender_mac: Mac,
     pub source: Ipv6Addr,
     pub destination: Ipv6Addr,
     /// Seen leaving through the slave (one of ours), not arriving on it.
@@ -117,8 +119,9 @@ pub enum Input {
     Addresses(Vec<Ipv4Cidr>),
     /// The bond's IPv6 addresses that are ready (past duplicate address detection) changed.
     Ipv6Addresses(Vec<Ipv6Cidr>),
-    /// The bond's IPv4 gateways changed (what the standby probes ask for without ARP targets).
-    Gateways(Vec<Ipv4Addr>),
+    /// The bond's gateways changed, IPv4 and IPv6 (what the standby probes ask for without
+    /// ARP or NS targets).
+    Gateways(Vec<IpAddr>),
     /// The bond sent a broadcast (ARP, neighbour discovery) through the active slave: the
     /// switch should flood it back in through every backup in the same segment.
     BondBroadcast,
@@ -174,12 +177,14 @@ pub enum Action {
     ResendIgmp {
         slave: SlaveId,
     },
-    /// Send an ARP probe (sender IP 0.0.0.0) for `target` out of the slave, from `mac` (the
-    /// slave's probe MAC, never the bond's), to the broadcast address.
+    /// Send a probe for `target` out of the slave from `mac` (the slave's probe MAC, never the
+    /// bond's) that claims no address: an ARP probe (sender IP 0.0.0.0) to the broadcast
+    /// address, or for IPv6 a neighbour solicitation from `::`, as duplicate address detection
+    /// sends it, which the target answers to all nodes.
     SendStandbyProbe {
         slave: SlaveId,
         mac: Mac,
-        target: Ipv4Addr,
+        target: IpAddr,
     },
     Log(Event),
 }
@@ -258,7 +263,7 @@ pub struct Bond {
     #[serde(default)]
     pub(crate) addrs6: Vec<Ipv6Cidr>,
     #[serde(default)]
-    pub(crate) gateways: Vec<Ipv4Addr>,
+    pub(crate) gateways: Vec<IpAddr>,
     /// Drained by the caller before it saves a bond, so never carried across.
     #[serde(skip)]
     pub(crate) actions: VecDeque<Action>,

@@ -9,17 +9,19 @@
 //!   slave sends an RFC 5227 ARP probe (sender IP 0.0.0.0) for a target from a MAC of its own,
 //!   never the bond's, so the switch never moves the bond's address; a reply to that MAC
 //!   proves the path to the target, and the active slave's probe, flooded back in through the
-//!   backups, proves them in its segment too.
+//!   backups, proves them in its segment too. An IPv6 target gets a neighbour solicitation
+//!   from `::` instead (duplicate address detection's, which changes no neighbour's cache);
+//!   the target answers to all nodes, and that answer coming in proves the path it came by.
 //!
 //! Evidence clears whatever was owed; whatever stays owed for a whole window makes the backup
 //! broken. The verdict never blocks a failover; with `standby_select` it only orders the
 //! candidates.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bond::{Action, ArpFrame, ArpOp, Bond, SlaveId};
+use crate::bond::{Action, ArpFrame, ArpOp, Bond, NdFrame, NdKind, SlaveId};
 use crate::event::Event;
 use crate::mac::Mac;
 use crate::slave::{LinkState, Slave};
@@ -116,9 +118,11 @@ impl Bond {
         self.up && self.opts.standby_window > 0
     }
 
-    /// What the standby probes ask for: the ARP targets, else the gateways the caller found.
-    pub fn probe_targets(&self) -> &[Ipv4Addr] {
-        if self.opts.arp_targets.is_empty() { &self.gateways } else { &self.opts.arp_targets }
+    /// What the standby probes ask for: the ARP and NS targets, else the gateways the caller
+    /// found.
+    pub fn probe_targets(&self) -> Vec<IpAddr> {
+        let targets = self.opts.monitor_targets();
+        if targets.is_empty() { self.gateways.clone() } else { targets }
     }
 
     fn probing(&self) -> bool {
@@ -168,7 +172,7 @@ impl Bond {
             let Some(s) = self.slave(id) else { continue };
             let st = &s.standby;
             if st.owed_since.is_some_and(|t| now.saturating_since(t) >= window) && st.verdict != Verdict::Broken {
-                let reason = owed_reason(st, self.probe_targets(), &self.name);
+                let reason = owed_reason(st, &self.probe_targets(), &self.name);
                 self.standby_verdict(id, Verdict::Broken, reason);
             } else if st.owed_since.is_none()
                 && st.verdict == Verdict::Verified
@@ -217,6 +221,28 @@ impl Bond {
             s.standby.broadcasts_owed += 1;
             s.standby.owed_since.get_or_insert(now);
         }
+    }
+
+    /// Takes the neighbour discovery frames that concern the standby check: a target's
+    /// advertisement to all nodes (its answer to a probe from `::`) proves the path it came
+    /// in by, and the active's probes flooded back in through a backup prove it in that
+    /// segment. Returns whether the frame was one of our probes (no sign of life then).
+    pub(crate) fn standby_nd(&mut self, now: Instant, id: SlaveId, f: &NdFrame) -> bool {
+        let Some(s) = self.slave(id) else { return false };
+        let judged = s.standby.judged;
+        let own = self.slaves.iter().any(|o| probe_mac(o.perm_mac) == f.sender_mac);
+        let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        let answer = f.kind == NdKind::Advertisement
+            && f.destination == all_nodes
+            && self.probe_targets().contains(&IpAddr::V6(f.source));
+        let from_active =
+            self.active.and_then(|a| self.slave(a)).is_some_and(|a| probe_mac(a.perm_mac) == f.sender_mac);
+        if answer {
+            self.standby_proof(now, id, format!("an advertisement from {}", f.source));
+        } else if from_active && judged {
+            self.standby_proof(now, id, format!("{}'s probes come back through it", self.name));
+        }
+        own
     }
 
     /// A frame from the bond's MAC came in through the slave: it is in the active's segment.
@@ -308,13 +334,13 @@ impl Bond {
 }
 
 /// Why a backup is broken, from what it still owes.
-fn owed_reason(st: &Standby, targets: &[Ipv4Addr], bond: &str) -> String {
+fn owed_reason(st: &Standby, targets: &[IpAddr], bond: &str) -> String {
     let mut parts = Vec::new();
     if st.broadcasts_owed > 0 {
         parts.push(format!("none of {} broadcasts {bond} sent came back", st.broadcasts_owed));
     }
     if st.probes_owed > 0 {
-        let to: Vec<String> = targets.iter().map(Ipv4Addr::to_string).collect();
+        let to: Vec<String> = targets.iter().map(IpAddr::to_string).collect();
         parts.push(format!("{} probes for {} unanswered", st.probes_owed, to.join(", ")));
     }
     parts.join("; ")

@@ -22,7 +22,8 @@ fn ns_bond(validate: &str, slaves: &[&str]) -> Sim {
 }
 
 fn nd(slave: &str, kind: NdKind, source: Ipv6Addr, destination: Ipv6Addr) -> Input {
-    Input::Nd { slave: id(slave), frame: NdFrame { kind, source, destination, outgoing: false } }
+    let sender_mac = rbond_core::Mac([2, 0, 0, 0, 0, 9]);
+    Input::Nd { slave: id(slave), frame: NdFrame { kind, sender_mac, source, destination, outgoing: false } }
 }
 
 /// The NS probes sent since the last call, as (slave, target, source).

@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::{Sim, id, mac_of};
-use rbond_core::{Action, ArpFrame, ArpOp, Input, Mac, Verdict, probe_mac};
+use rbond_core::{Action, ArpFrame, ArpOp, Input, Mac, NdFrame, NdKind, Verdict, probe_mac};
 
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
 
@@ -29,7 +29,7 @@ fn reply_to_probe(slave: &str) -> Input {
     Input::Arp { slave: id(slave), frame }
 }
 
-fn probes(sim: &mut Sim) -> Vec<(u64, String, Mac, Ipv4Addr)> {
+fn probes(sim: &mut Sim) -> Vec<(u64, String, Mac, IpAddr)> {
     sim.take_actions()
         .into_iter()
         .filter_map(|(t, a)| match a {
@@ -129,7 +129,7 @@ fn probes_go_from_every_up_slave_from_a_mac_of_its_own_jittered() {
     sim.after(5000);
     assert!(probes(&mut sim).is_empty(), "no target, no gateway: passive only");
 
-    sim.input(Input::Gateways(vec![GATEWAY])).unwrap();
+    sim.input(Input::Gateways(vec![GATEWAY.into()])).unwrap();
     sim.after(20_000);
     let sent = probes(&mut sim);
     for slave in ["eth0", "eth1"] {
@@ -143,7 +143,7 @@ fn probes_go_from_every_up_slave_from_a_mac_of_its_own_jittered() {
     assert_ne!(first("eth0"), first("eth1"), "two slaves do not probe in step");
     let bond_mac = sim.bond.mac().unwrap();
     for (_, slave, mac, target) in &sent {
-        assert_eq!((*mac, *target), (probe_mac(mac_of(slave)), GATEWAY));
+        assert_eq!((*mac, *target), (probe_mac(mac_of(slave)), IpAddr::V4(GATEWAY)));
         assert_ne!(*mac, bond_mac);
         assert_eq!(mac.0[0] & 3, 2, "locally administered, unicast");
     }
@@ -170,8 +170,9 @@ fn arp_targets_are_probed_in_turn_and_replies_to_probes_are_no_sign_of_life() {
     sim.enslave("eth0", true).unwrap();
     sim.enslave("eth1", true).unwrap();
     sim.after(3000);
-    let targets: Vec<Ipv4Addr> = probes(&mut sim).into_iter().filter(|p| p.1 == "eth1").map(|p| p.3).collect();
-    assert_eq!(targets[..4], [GATEWAY, Ipv4Addr::new(192, 0, 2, 10), GATEWAY, Ipv4Addr::new(192, 0, 2, 10)]);
+    let targets: Vec<IpAddr> = probes(&mut sim).into_iter().filter(|p| p.1 == "eth1").map(|p| p.3).collect();
+    let (gw, other) = (IpAddr::V4(GATEWAY), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
+    assert_eq!(targets[..4], [gw, other, gw, other]);
     let heard = sim.bond.counters().arp_heard;
     sim.input(reply_to_probe("eth1")).unwrap();
     assert_eq!(sim.bond.counters().arp_heard, heard, "a reply to our probe MAC is ours alone");
@@ -180,7 +181,7 @@ fn arp_targets_are_probed_in_turn_and_replies_to_probes_are_no_sign_of_life() {
 #[test]
 fn the_active_slaves_probe_flooded_back_verifies_the_backups() {
     let mut sim = passive(&[("standby_probe", "1000")]);
-    sim.input(Input::Gateways(vec![GATEWAY])).unwrap();
+    sim.input(Input::Gateways(vec![GATEWAY.into()])).unwrap();
     let flooded = ArpFrame {
         op: ArpOp::Request,
         sender_mac: probe_mac(mac_of("eth0")),
@@ -197,14 +198,14 @@ fn the_active_slaves_probe_flooded_back_verifies_the_backups() {
 fn verify_probes_every_up_slave_at_once() {
     // With the regular probes off too: one probe a slave, and none after.
     let mut quiet = passive(&[("standby_probe", "0")]);
-    quiet.input(Input::Gateways(vec![GATEWAY])).unwrap();
+    quiet.input(Input::Gateways(vec![GATEWAY.into()])).unwrap();
     quiet.cmd(rbond_core::Command::Verify).unwrap();
     quiet.after(10_000);
     let sent: Vec<(u64, String)> = probes(&mut quiet).into_iter().map(|p| (p.0, p.1)).collect();
     assert_eq!(sent, [(0, "eth0".to_string()), (0, "eth1".to_string())]);
 
     let mut sim = passive(&[]);
-    sim.input(Input::Gateways(vec![GATEWAY])).unwrap();
+    sim.input(Input::Gateways(vec![GATEWAY.into()])).unwrap();
     sim.after(10);
     probes(&mut sim);
     sim.cmd(rbond_core::Command::Verify).unwrap();
@@ -246,7 +247,7 @@ fn standby_select_never_blocks_a_failover_nor_moves_a_working_active_slave() {
 #[test]
 fn window_zero_turns_the_check_off() {
     let mut sim = passive(&[("standby_window", "0")]);
-    sim.input(Input::Gateways(vec![GATEWAY])).unwrap();
+    sim.input(Input::Gateways(vec![GATEWAY.into()])).unwrap();
     sim.input(Input::BondBroadcast).unwrap();
     sim.after(60_000);
     assert_eq!(verdict(&sim, "eth1"), None);
@@ -266,4 +267,44 @@ fn a_resumed_bond_holds_nothing_missed_meanwhile_against_a_backup() {
     sim.cmd(rbond_core::Command::Resume).unwrap();
     sim.after(1999);
     assert_eq!(verdict(&sim, "eth1").unwrap().0, Verdict::Unverified);
+}
+
+/// An IPv6 gateway (a router's link-local address, as RA gives it): each slave solicits it
+/// from `::` out of its probe MAC, and the router's answer to all nodes coming in through a
+/// backup verifies it; a backup that hears none for a window is broken, naming the address.
+#[test]
+fn ipv6_gateways_are_probed_with_solicitations_from_the_unspecified_address() {
+    let router: Ipv6Addr = "fe80::1".parse().unwrap();
+    let mut sim = passive(&[("standby_probe", "500")]);
+    sim.input(Input::Gateways(vec![IpAddr::V6(router)])).unwrap();
+    sim.after(1000);
+    let sent = probes(&mut sim);
+    assert!(sent.iter().any(|p| p.1 == "eth1" && p.2 == probe_mac(mac_of("eth1")) && p.3 == IpAddr::V6(router)));
+    let answer = |slave: &str| Input::Nd {
+        slave: id(slave),
+        frame: NdFrame {
+            kind: NdKind::Advertisement,
+            sender_mac: Mac([2, 0, 0, 0, 0, 0xfe]),
+            source: router,
+            destination: "ff02::1".parse().unwrap(),
+            outgoing: false,
+        },
+    };
+    sim.input(answer("eth1")).unwrap();
+    assert_eq!(verdict(&sim, "eth1"), Some((Verdict::Verified, "an advertisement from fe80::1".into())));
+    // Our own probes seen elsewhere prove nothing of the router, and are no sign of life.
+    let own = NdFrame {
+        kind: NdKind::Solicitation,
+        sender_mac: probe_mac(mac_of("eth1")),
+        source: Ipv6Addr::UNSPECIFIED,
+        destination: "ff02::1:ff00:1".parse().unwrap(),
+        outgoing: false,
+    };
+    sim.after(2500);
+    sim.input(Input::Nd { slave: id("eth1"), frame: own }).unwrap();
+    let (v, reason) = verdict(&sim, "eth1").unwrap();
+    assert_eq!(v, Verdict::Broken, "{reason}");
+    assert!(reason.ends_with("probes for fe80::1 unanswered"), "{reason}");
+    sim.input(answer("eth1")).unwrap();
+    assert_eq!(verdict(&sim, "eth1").unwrap().0, Verdict::Verified);
 }

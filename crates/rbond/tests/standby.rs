@@ -205,3 +205,34 @@ fn a_long_run_of_probes_loses_nothing_and_misleads_nobody() {
     assert_eq!(neighbours(&net.host()), host_before);
     assert_eq!(neighbours(&net.peer()), peer_before);
 }
+
+/// On a bond with no IPv4 at all, the active check asks the IPv6 default router (its
+/// link-local address, as router advertisements give it) with solicitations from `::`: the
+/// router's answers to all nodes verify the backup, and a backup moved to the wrong segment
+/// is found broken, naming the router.
+#[test]
+fn an_ipv6_only_bond_verifies_its_backups_through_its_router() {
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    net.peer_ipv6_only().unwrap();
+    net.start_bond(bin(), &["eth0", "eth1"], &opts(&["miimon=100", "standby_window=2000", "standby_probe=300"]))
+        .unwrap();
+    wait(&net, "every slave up", |l| l.slaves_up(2));
+    net.bond_ipv6_only(false).unwrap();
+    let show = ["-n", &net.peer(), "-j", "-6", "addr", "show", "dev", "eth0", "scope", "link"];
+    let out = Command::new("ip").args(show).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let infos = v[0]["addr_info"].as_array().cloned().unwrap_or_default();
+    let router = infos.iter().find_map(|a| a["local"].as_str()).expect("the peer's link-local address").to_string();
+    ip(&["-n", &net.host(), "-6", "route", "add", "default", "via", &router, "dev", "bond0"]);
+    let reason = |n: &Lab| n.status().ok().and_then(|s| s.report.slaves[1].standby.clone()).map(|st| st.reason);
+    let answered = format!("an advertisement from {router}");
+    wait(&net, "the router's answer through eth1", |n| reason(n).as_deref() == Some(answered.as_str()));
+    assert_eq!(verdict(&net, "eth1"), Some(Verdict::Verified));
+    wrong_segment(&net, "eth1", true);
+    until_verdict(&net, "eth1", Verdict::Broken, Duration::from_secs(4));
+    let why = reason(&net).unwrap();
+    assert!(why.ends_with(&format!("probes for {router} unanswered")), "{why}");
+    wrong_segment(&net, "eth1", false);
+    until_verdict(&net, "eth1", Verdict::Verified, Duration::from_secs(3));
+}

@@ -182,10 +182,18 @@ impl Sim {
             return Vec::new();
         }
         let enslaved = |n: &str| self.bond.report().slaves.iter().any(|s| s.name == n);
-        let solicit =
-            NdFrame { kind: NdKind::Solicitation, source, destination: solicited_node(target), outgoing: false };
+        let ours = self.bond.mac().unwrap_or_default();
+        let solicit = NdFrame {
+            kind: NdKind::Solicitation,
+            sender_mac: ours,
+            source,
+            destination: solicited_node(target),
+            outgoing: false,
+        };
         let to = if source.is_unspecified() { Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) } else { source };
-        let advert = NdFrame { kind: NdKind::Advertisement, source: target, destination: to, outgoing: false };
+        let peer = Mac([0x02, 0, 0, 0, 0, 0xfe]);
+        let advert =
+            NdFrame { kind: NdKind::Advertisement, sender_mac: peer, source: target, destination: to, outgoing: false };
         let others = self.carrier.iter().filter(|(n, on)| **on && id(n) != slave && enslaved(n));
         let mut out: Vec<Input> = others.map(|(n, _)| Input::Nd { slave: id(n), frame: solicit }).collect();
         out.push(Input::Nd { slave, frame: advert });

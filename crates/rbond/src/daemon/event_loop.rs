@@ -293,7 +293,7 @@ impl Daemon {
         let _ = self.engine.handle(now(), Input::Ipv6Addresses(v6));
     }
 
-    /// bond0's IPv4 gateways, which the standby probes ask for when there is no ARP target.
+    /// bond0's gateways, which the standby probes ask for when there is no ARP or NS target.
     pub(super) fn read_gateways(&mut self) {
         let gateways = self.net.gateways(self.index).unwrap_or_default();
         let _ = self.engine.handle(now(), Input::Gateways(gateways));

@@ -6,6 +6,8 @@
 //! slave in the datapath comes first and is never held back by an announcement, a
 //! membership or a MAC that could not be set.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use rbond_core::{Action, Level, Mac, MacTarget, SlaveId};
 
 use super::Daemon;
@@ -86,10 +88,13 @@ impl Daemon {
             Action::SendNsProbe { slave, target, source } => {
                 problems.extend(self.probe(slave, "NS", |mac| frames::ns_probe(mac, source, target)))
             }
-            Action::SendStandbyProbe { slave, mac, target } => check(
-                format!("{}: send standby probe", self.slave_name(slave)),
-                self.datapath.send(slave.0, &frames::arp_probe(mac, std::net::Ipv4Addr::UNSPECIFIED, target)),
-            ),
+            Action::SendStandbyProbe { slave, mac, target } => {
+                let frame = match target {
+                    IpAddr::V4(t) => frames::arp_probe(mac, Ipv4Addr::UNSPECIFIED, t),
+                    IpAddr::V6(t) => frames::ns_probe(mac, Ipv6Addr::UNSPECIFIED, t),
+                };
+                check(format!("{}: send standby probe", self.slave_name(slave)), self.datapath.send(slave.0, &frame))
+            }
             Action::NotifyPeers { slave } => problems.extend(self.notify_peers(slave)),
             Action::ResendIgmp { slave } => problems.extend(self.resend_memberships(slave)),
             Action::Log(e) => self.log.event(e),

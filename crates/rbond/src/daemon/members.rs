@@ -167,12 +167,16 @@ impl Daemon {
     }
 
     /// A NIC that filters unicast would drop the replies to the slave's standby probes: its
-    /// probe MAC joins the slave's address list for as long as the slave's socket is open.
+    /// probe MAC joins the slave's address list for as long as the slave's socket is open. So
+    /// does the all-nodes group IPv6 targets answer in (a slave keeps no IPv6 to be in it).
     pub(super) fn hear_probe_replies(&mut self, slave: SlaveId, own_mac: Mac) {
         let probe = Membership::Unicast(rbond_core::probe_mac(own_mac).0);
-        if let Err(e) = self.datapath.membership(slave.0, probe, true) {
-            let line = format!("{}: slave {}: standby probe replies may not be heard: {e}", self.name, slave.0);
-            self.note(Level::Warning, line);
+        let all_nodes = Membership::Multicast([0x33, 0x33, 0, 0, 0, 1]);
+        for m in [probe, all_nodes] {
+            if let Err(e) = self.datapath.membership(slave.0, m, true) {
+                let line = format!("{}: slave {}: standby probe replies may not be heard: {e}", self.name, slave.0);
+                self.note(Level::Warning, line);
+            }
         }
     }
 
@@ -246,7 +250,8 @@ impl Daemon {
         let slave = SlaveId(ifindex);
         let from_bond = match what {
             Seen::Arp(f) => Some(f.sender_mac),
-            Seen::Other { from } | Seen::Nd { from, .. } => Some(from),
+            Seen::Nd(f) => Some(f.sender_mac),
+            Seen::Other { from } => Some(from),
             _ => None,
         };
         if from_bond.is_some() && from_bond == self.engine.mac() && self.engine.active() != Some(slave) {
@@ -254,7 +259,7 @@ impl Daemon {
         }
         let input = match what {
             Seen::Arp(frame) => Input::Arp { slave, frame },
-            Seen::Nd { frame, .. } => Input::Nd { slave, frame },
+            Seen::Nd(frame) => Input::Nd { slave, frame },
             Seen::Malformed => Input::BadFrame { slave },
             Seen::Sent => Input::BondBroadcast,
             Seen::Other { .. } => {

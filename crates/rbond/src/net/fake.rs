@@ -6,7 +6,7 @@ use std::io;
 
 use rbond_core::Mac;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::Netdev;
 use super::address::Address;
@@ -30,8 +30,8 @@ pub struct FakeNetdev {
     pub fdb: Vec<FdbEntry>,
     /// Multicast groups joined, by interface name.
     pub groups: BTreeMap<String, (Vec<Ipv4Addr>, Vec<Ipv6Addr>)>,
-    /// IPv4 gateways of routes, by interface index.
-    pub gateways: BTreeMap<u32, Vec<Ipv4Addr>>,
+    /// Gateways of routes, by interface index.
+    pub gateways: BTreeMap<u32, Vec<IpAddr>>,
 }
 
 impl FakeNetdev {
@@ -124,7 +124,7 @@ impl Netdev for FakeNetdev {
     fn groups(&mut self, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
         self.groups.get(name).cloned().unwrap_or_default()
     }
-    fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>> {
+    fn gateways(&mut self, index: u32) -> io::Result<Vec<IpAddr>> {
         Ok(self.gateways.get(&index).cloned().unwrap_or_default())
     }
     fn routes_out_of(&mut self, _index: u32) -> io::Result<Vec<Route>> {

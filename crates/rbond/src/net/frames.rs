@@ -179,11 +179,8 @@ pub fn mld_report(src: Mac, ip: Ipv6Addr, groups: &[Ipv6Addr]) -> Vec<u8> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     Arp(ArpFrame),
-    /// An IPv6 neighbour solicitation or advertisement, and the MAC it came from.
-    Nd {
-        frame: NdFrame,
-        from: Mac,
-    },
+    /// An IPv6 neighbour solicitation or advertisement.
+    Nd(NdFrame),
     /// Any other well-formed frame, by its source MAC.
     Other {
         from: Mac,
@@ -200,7 +197,7 @@ pub fn inspect(frame: &[u8]) -> Seen {
         (_, Some(arp)) => Seen::Arp(arp),
         (Some([0x08, 0x06]), None) | (None, _) => Seen::Malformed,
         (Some(_), None) => match parse_nd(frame, false) {
-            Some(nd) => Seen::Nd { frame: nd, from: from() },
+            Some(nd) => Seen::Nd(nd),
             None => Seen::Other { from: from() },
         },
     }
@@ -220,7 +217,8 @@ pub fn parse_nd(frame: &[u8], outgoing: bool) -> Option<NdFrame> {
         _ => return None,
     };
     let addr = |o: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&ip6[o..o + 16]).unwrap_or_default());
-    Some(NdFrame { kind, source: addr(8), destination: addr(24), outgoing })
+    let sender_mac = Mac(frame[6..12].try_into().unwrap_or_default());
+    Some(NdFrame { kind, sender_mac, source: addr(8), destination: addr(24), outgoing })
 }
 
 /// The ARP fields of an Ethernet frame (no vnet header), if it is an Ethernet/IPv4 ARP
@@ -362,7 +360,7 @@ mod tests {
         let nd = parse_nd(f, false).unwrap();
         assert_eq!((nd.kind, nd.source, nd.destination), (NdKind::Solicitation, source, solicited_node(target)));
         assert_eq!(ns_probe(US, Ipv6Addr::UNSPECIFIED, target).len(), VNET_HDR_LEN + 14 + 40 + 24, "no option from ::");
-        assert!(matches!(inspect(f), Seen::Nd { from: US, .. }));
+        assert!(matches!(inspect(f), Seen::Nd(NdFrame { sender_mac: US, .. })));
         let na = &unsolicited_na(US, source)[VNET_HDR_LEN..];
         assert_eq!(parse_nd(na, false).map(|n| n.kind), Some(NdKind::Advertisement));
         for n in 0..f.len() {

@@ -19,7 +19,7 @@ pub mod watch;
 #[cfg(test)]
 pub mod fake;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use address::Address;
 use behind::FdbEntry;
@@ -48,8 +48,8 @@ pub trait Netdev: std::any::Any {
     fn fdb(&mut self) -> io::Result<Vec<FdbEntry>>;
     /// The multicast groups the interface has joined.
     fn groups(&mut self, name: &str) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>);
-    /// The IPv4 gateways of routes out of the interface.
-    fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>>;
+    /// The gateways of routes out of the interface, IPv4 then IPv6.
+    fn gateways(&mut self, index: u32) -> io::Result<Vec<IpAddr>>;
     /// The host's own routes out of the interface (not the kernel's prefix routes).
     fn routes_out_of(&mut self, index: u32) -> io::Result<Vec<Route>>;
     /// Puts a route out of `to` in place of `from`, replacing it in one step.
@@ -127,8 +127,8 @@ impl Netdev for System {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         (behind::ipv4_groups(&read("/proc/net/igmp"), name), behind::ipv6_groups(&read("/proc/net/igmp6"), name))
     }
-    fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>> {
-        self.rtnl.gateways(index)
+    fn gateways(&mut self, index: u32) -> io::Result<Vec<IpAddr>> {
+        self.rtnl.all_gateways(index)
     }
     fn routes_out_of(&mut self, index: u32) -> io::Result<Vec<Route>> {
         self.rtnl.routes_out_of(index)

@@ -2,7 +2,7 @@
 //! the bond has no ARP targets), and the default route a stanza's `gateway` adds.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::route::{
@@ -28,12 +28,6 @@ fn gateway_via(m: &RouteMessage, index: u32) -> Option<IpAddr> {
 }
 
 impl Rtnl {
-    /// Every IPv4 gateway of a route out of the interface, the default route's first.
-    pub fn gateways(&mut self, index: u32) -> io::Result<Vec<Ipv4Addr>> {
-        let all = self.gateways_of(index, AddressFamily::Inet)?;
-        Ok(all.into_iter().filter_map(|g| if let IpAddr::V4(v4) = g { Some(v4) } else { None }).collect())
-    }
-
     /// Every gateway of a route out of the interface, IPv4 then IPv6, each family's default
     /// route's first.
     pub fn all_gateways(&mut self, index: u32) -> io::Result<Vec<IpAddr>> {

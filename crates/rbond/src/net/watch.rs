@@ -43,7 +43,11 @@ fn about_the_device(family: AddressFamily) -> bool {
 impl Watch {
     pub fn open() -> io::Result<Watch> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
-        let groups = libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR | libc::RTMGRP_IPV4_ROUTE;
+        let groups = libc::RTMGRP_LINK
+            | libc::RTMGRP_IPV4_IFADDR
+            | libc::RTMGRP_IPV6_IFADDR
+            | libc::RTMGRP_IPV4_ROUTE
+            | libc::RTMGRP_IPV6_ROUTE;
         sock.bind(&SocketAddr::new(0, groups as u32))?;
         sock.set_non_blocking(true)?;
         sock.set_rx_buf_sz(1 << 20)?;

@@ -86,6 +86,8 @@ pub struct Session {
 }
 
 impl Session {
+    /// Opens the session and returns once its first message has come back, so that every
+    /// step the test then takes happens on a session already running.
     pub fn open(net: &Lab, host: IpAddr, far: IpAddr, port: u16) -> Session {
         let listen = SocketAddr::new(if host.is_ipv4() { [0u8; 4].into() } else { [0u16; 8].into() }, port);
         let server = net.in_ns(&net.host(), move || {
@@ -97,6 +99,8 @@ impl Session {
         std::thread::sleep(Duration::from_millis(100));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let (running, first) = std::sync::mpsc::channel();
+        let started = Instant::now();
         let client = net.in_ns(&net.peer(), move || -> anyhow::Result<Trips> {
             let mut s = connect_once_reachable(far, SocketAddr::new(host, port))?;
             s.set_nodelay(true)?;
@@ -112,12 +116,18 @@ impl Session {
                 s.read_exact(&mut buf)?;
                 anyhow::ensure!(u64::from_be_bytes(buf) == seq, "message {seq} came back wrong");
                 trips.push((at, at.elapsed()));
+                if seq == 0 {
+                    let _ = running.send(());
+                }
                 std::thread::sleep(Duration::from_millis(10).saturating_sub(at.elapsed()));
             }
             drop(s);
             drop(server);
             Ok(trips)
         });
+        if first.recv_timeout(Duration::from_secs(10)).is_ok() && started.elapsed() > Duration::from_millis(500) {
+            eprintln!("the session to {host} took {:?} to start (before the test's steps)", started.elapsed());
+        }
         Session { stop, client }
     }
 
@@ -151,9 +161,13 @@ pub fn connect_from(local: IpAddr, to: SocketAddr) -> nix::Result<TcpStream> {
     Ok(TcpStream::from(fd))
 }
 
-/// The longest round trip of a message sent in `[from, to]`.
+/// The longest round trip of a message in flight at any moment of `[from, to]` (one sent
+/// before `from` that came back late counts too); a session that sent nothing in the window
+/// fails the test, as it would show nothing.
 pub fn longest(trips: &[(Instant, Duration)], from: Instant, to: Instant) -> Duration {
-    trips.iter().filter(|(at, _)| *at >= from && *at <= to).map(|(_, d)| *d).max().unwrap_or_default()
+    let during = trips.iter().filter(|(at, d)| *at + *d >= from && *at <= to);
+    let longest = during.map(|(_, d)| *d).max();
+    longest.unwrap_or_else(|| panic!("no message was in flight during the step ({} in all)", trips.len()))
 }
 
 pub fn timed(f: impl FnOnce()) -> (Instant, Instant) {
