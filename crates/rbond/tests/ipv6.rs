@@ -158,12 +158,6 @@ fn twenty_failovers_on_an_ipv6_only_bond() {
     assert_eq!(whole.duplicated, 0);
 }
 
-fn host_routes(net: &Lab, args: &[&str]) -> String {
-    let out =
-        std::process::Command::new("ip").args(["-n", &net.host(), "-6", "route", "show"]).args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Router advertisements reach bond0 through the active slave and configure it (an address
 /// by SLAAC, a default route); the slaves, which keep no IPv6 of their own, get nothing. A
 /// failover keeps both: bond0's carrier never drops, so the route is never marked down and
@@ -177,18 +171,26 @@ fn router_advertisements_configure_the_bond_and_never_a_slave() {
     ip(&["-n", &net.host(), "-4", "addr", "flush", "dev", "bond0"]);
     let slaac = |n: &Lab| n.ipv6_addrs("bond0").into_iter().find(|a| a.0.starts_with("2001:db8:77:"));
     let Some(addr) = netns::slaac_on_bond(&net) else {
-        panic!("no SLAAC address on bond0: {:?}", net.ipv6_addrs("bond0"))
+        let all = netns::ipv6_routes(&net, &["table", "all"]);
+        panic!("no SLAAC address and default route on bond0: {:?}\n{all}", net.ipv6_addrs("bond0"))
     };
-    let default = host_routes(&net, &["default"]);
+    // The route as shown, less its countdown ("expires 1798sec").
+    let default_route = |n: &Lab| {
+        let shown = netns::ipv6_routes(n, &["default"]);
+        let words = shown.split_whitespace().collect::<Vec<_>>();
+        let kept = words.iter().enumerate().filter(|(i, w)| **w != "expires" && (*i == 0 || words[i - 1] != "expires"));
+        kept.map(|(_, w)| *w).collect::<Vec<_>>().join(" ")
+    };
+    let default = default_route(&net);
     assert!(default.starts_with("default via fe80::") && default.contains("dev bond0 proto ra"), "{default}");
     for slave in ["eth0", "eth1"] {
         assert_eq!(net.ipv6_addrs(slave), [], "{slave} has no IPv6 address");
-        assert_eq!(host_routes(&net, &["dev", slave]), "", "{slave} has no IPv6 route");
+        assert_eq!(netns::ipv6_routes(&net, &["dev", slave]), "", "{slave} has no IPv6 route");
     }
     net.cable_of("eth0", false).unwrap();
     wait(&net, "eth1 active", |n| get(n, "active_slave") == "eth1");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(host_routes(&net, &["default"]), default, "the default route learned from RA stays as it was");
+    assert_eq!(default_route(&net), default, "the default route learned from RA stays as it was");
     assert_eq!(slaac(&net), Some((addr, false, false)), "the address stays, never tentative again");
     for slave in ["eth0", "eth1"] {
         assert_eq!(net.ipv6_addrs(slave), [], "{slave} still has no IPv6 address");

@@ -213,23 +213,36 @@ pub fn ifupdown(lab: &Lab, cmd: &str, file: &Path, state: &Path, ifaces: &[&str]
     );
 }
 
-/// Advertises the peer as a router, once a second, until bond0 has a ready address from the
-/// advertised prefix (eight tries); that address.
+/// Advertises the peer as a router, once a second, until bond0 has both a ready address from
+/// the advertised prefix and a default route through the router (eight tries); that address.
 pub fn slaac_on_bond(net: &Lab) -> Option<String> {
     let ready = |n: &Lab| n.ipv6_addrs("bond0").into_iter().find(|a| a.0.starts_with("2001:db8:77:") && !a.1);
     for _ in 0..8 {
         advertise_router(net);
         std::thread::sleep(Duration::from_secs(1));
-        if let Some(a) = ready(net) {
+        if let Some(a) = ready(net).filter(|_| ipv6_routes(net, &["default"]).contains("dev bond0 proto ra")) {
             return Some(a.0);
         }
     }
     None
 }
 
+/// What `ip -6 route show ARGS` says in the host's namespace.
+pub fn ipv6_routes(net: &Lab, args: &[&str]) -> String {
+    let out = Command::new("ip").args(["-n", &net.host(), "-6", "route", "show"]).args(args).output().unwrap();
+    assert!(out.status.success(), "ip -6 route show {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A router advertisement from the peer to all nodes on its eth0, as a router sends one: a
 /// default router for 1800 s and 2001:db8:77::/64 for autoconfiguration (on-link, autonomous).
+/// The peer forwards, as a router does: its neighbour advertisements then carry the router
+/// flag, and a host that hears one without it (a router turned host) drops the default route
+/// it learned, as the standby check's solicitations once showed.
 pub fn advertise_router(net: &Lab) {
+    let forwarding = ["netns", "exec", &net.peer(), "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"];
+    let out = Command::new("ip").args(forwarding).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6};
     use nix::sys::socket::{sendto, setsockopt, socket, sockopt};
     use std::os::fd::AsRawFd;
