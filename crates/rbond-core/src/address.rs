@@ -4,6 +4,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::mac::Mac;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ipv4Cidr {
     pub addr: Ipv4Addr,
@@ -57,6 +59,14 @@ pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
     Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]))
 }
 
+/// The link-local address a MAC makes by its modified EUI-64 (RFC 4291): the standby check's
+/// IPv6 probes come from their probe MAC's, an address no node has, so answers reach that
+/// MAC alone.
+pub fn eui64_link_local(mac: Mac) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]])
+}
+
 /// The source for a neighbour solicitation to `target`, as the kernel's source address
 /// selection picks it among the bond's ready addresses: one of the target's scope (link-local
 /// for a link-local target), on the target's prefix if one is, else any, else `::`.
@@ -90,6 +100,7 @@ mod tests {
         assert_eq!(ns_probe_source(&[], v6("2001:db8:9::fe")), Ipv6Addr::UNSPECIFIED);
         assert_eq!(solicited_node(v6("2001:db8::254")), v6("ff02::1:ff00:254"));
         assert_eq!(solicited_node(v6("fe80::aabb:ccdd:eeff")), v6("ff02::1:ffdd:eeff"));
+        assert_eq!(eui64_link_local(Mac([0x06, 0x0a, 0x0b, 0x0c, 0x0d, 0x01])), v6("fe80::40a:bff:fe0c:d01"));
     }
 
     #[test]

@@ -178,9 +178,9 @@ pub enum Action {
         slave: SlaveId,
     },
     /// Send a probe for `target` out of the slave from `mac` (the slave's probe MAC, never the
-    /// bond's) that claims no address: an ARP probe (sender IP 0.0.0.0) to the broadcast
-    /// address, or for IPv6 a neighbour solicitation from `::`, as duplicate address detection
-    /// sends it, which the target answers to all nodes.
+    /// bond's) that claims none of the bond's addresses: an ARP probe (sender IP 0.0.0.0) to
+    /// the broadcast address, or for IPv6 a neighbour solicitation from the probe MAC's own
+    /// link-local address ([`eui64_link_local`](crate::eui64_link_local) of `mac`).
     SendStandbyProbe {
         slave: SlaveId,
         mac: Mac,

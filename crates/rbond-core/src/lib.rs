@@ -48,7 +48,7 @@ mod standby;
 mod time;
 mod timer;
 
-pub use address::{Ipv4Cidr, Ipv6Cidr, is_link_local, solicited_node};
+pub use address::{Ipv4Cidr, Ipv6Cidr, eui64_link_local, is_link_local, solicited_node};
 pub use bond::{Action, ArpFrame, ArpOp, Bond, Command, Error, Input, MacTarget, NdFrame, NdKind, SlaveId};
 pub use counters::Counters;
 pub use event::{Event, Level};

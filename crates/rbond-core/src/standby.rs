@@ -10,17 +10,19 @@
 //!   never the bond's, so the switch never moves the bond's address; a reply to that MAC
 //!   proves the path to the target, and the active slave's probe, flooded back in through the
 //!   backups, proves them in its segment too. An IPv6 target gets a neighbour solicitation
-//!   from `::` instead (duplicate address detection's, which changes no neighbour's cache);
-//!   the target answers to all nodes, and that answer coming in proves the path it came by.
+//!   instead, from the probe MAC's own link-local address (which no node has), so the answer
+//!   comes back to that slave alone. Never from `::`: that is duplicate address detection,
+//!   and a target still checking its own address would take it for a rival and give it up.
 //!
 //! Evidence clears whatever was owed; whatever stays owed for a whole window makes the backup
 //! broken. The verdict never blocks a failover; with `standby_select` it only orders the
 //! candidates.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::address::eui64_link_local;
 use crate::bond::{Action, ArpFrame, ArpOp, Bond, NdFrame, NdKind, SlaveId};
 use crate::event::Event;
 use crate::mac::Mac;
@@ -224,25 +226,24 @@ impl Bond {
     }
 
     /// Takes the neighbour discovery frames that concern the standby check: a target's
-    /// advertisement to all nodes (its answer to a probe from `::`) proves the path it came
-    /// in by, and the active's probes flooded back in through a backup prove it in that
-    /// segment. Returns whether the frame was one of our probes (no sign of life then).
+    /// advertisement to the slave's probe address, and the active's probes flooded back in
+    /// through a backup. Returns whether the frame was ours, a probe or its answer (no sign
+    /// of life for the monitors then, as for ARP).
     pub(crate) fn standby_nd(&mut self, now: Instant, id: SlaveId, f: &NdFrame) -> bool {
         let Some(s) = self.slave(id) else { return false };
-        let judged = s.standby.judged;
+        let (judged, probe_from) = (s.standby.judged, eui64_link_local(probe_mac(s.perm_mac)));
         let own = self.slaves.iter().any(|o| probe_mac(o.perm_mac) == f.sender_mac);
-        let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
         let answer = f.kind == NdKind::Advertisement
-            && f.destination == all_nodes
+            && f.destination == probe_from
             && self.probe_targets().contains(&IpAddr::V6(f.source));
         let from_active =
             self.active.and_then(|a| self.slave(a)).is_some_and(|a| probe_mac(a.perm_mac) == f.sender_mac);
         if answer {
-            self.standby_proof(now, id, format!("an advertisement from {}", f.source));
+            self.standby_proof(now, id, format!("a reply from {}", f.source));
         } else if from_active && judged {
             self.standby_proof(now, id, format!("{}'s probes come back through it", self.name));
         }
-        own
+        own || answer
     }
 
     /// A frame from the bond's MAC came in through the slave: it is in the active's segment.

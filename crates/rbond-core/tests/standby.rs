@@ -6,7 +6,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::{Sim, id, mac_of};
-use rbond_core::{Action, ArpFrame, ArpOp, Input, Mac, NdFrame, NdKind, Verdict, probe_mac};
+use rbond_core::{Action, ArpFrame, ArpOp, Input, Mac, NdFrame, NdKind, Verdict, eui64_link_local, probe_mac};
 
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
 
@@ -270,37 +270,31 @@ fn a_resumed_bond_holds_nothing_missed_meanwhile_against_a_backup() {
 }
 
 /// An IPv6 gateway (a router's link-local address, as RA gives it): each slave solicits it
-/// from `::` out of its probe MAC, and the router's answer to all nodes coming in through a
-/// backup verifies it; a backup that hears none for a window is broken, naming the address.
+/// from its probe MAC's own link-local address (never `::`, which a router still checking its
+/// address would take for a rival), and the router's answer to that address verifies the
+/// slave; a backup that hears none for a window is broken, naming the address.
 #[test]
-fn ipv6_gateways_are_probed_with_solicitations_from_the_unspecified_address() {
+fn ipv6_gateways_are_probed_from_each_probe_macs_own_link_local_address() {
     let router: Ipv6Addr = "fe80::1".parse().unwrap();
     let mut sim = passive(&[("standby_probe", "500")]);
     sim.input(Input::Gateways(vec![IpAddr::V6(router)])).unwrap();
     sim.after(1000);
     let sent = probes(&mut sim);
     assert!(sent.iter().any(|p| p.1 == "eth1" && p.2 == probe_mac(mac_of("eth1")) && p.3 == IpAddr::V6(router)));
+    let nd = |kind, sender_mac, source, destination| NdFrame { kind, sender_mac, source, destination, outgoing: false };
+    let router_mac = Mac([2, 0, 0, 0, 0, 0xfe]);
+    let to_probe = |slave: &str| eui64_link_local(probe_mac(mac_of(slave)));
     let answer = |slave: &str| Input::Nd {
         slave: id(slave),
-        frame: NdFrame {
-            kind: NdKind::Advertisement,
-            sender_mac: Mac([2, 0, 0, 0, 0, 0xfe]),
-            source: router,
-            destination: "ff02::1".parse().unwrap(),
-            outgoing: false,
-        },
+        frame: nd(NdKind::Advertisement, router_mac, router, to_probe(slave)),
     };
     sim.input(answer("eth1")).unwrap();
-    assert_eq!(verdict(&sim, "eth1"), Some((Verdict::Verified, "an advertisement from fe80::1".into())));
-    // Our own probes seen elsewhere prove nothing of the router, and are no sign of life.
-    let own = NdFrame {
-        kind: NdKind::Solicitation,
-        sender_mac: probe_mac(mac_of("eth1")),
-        source: Ipv6Addr::UNSPECIFIED,
-        destination: "ff02::1:ff00:1".parse().unwrap(),
-        outgoing: false,
-    };
+    assert_eq!(verdict(&sim, "eth1"), Some((Verdict::Verified, "a reply from fe80::1".into())));
+    // An answer to eth0's probe proves nothing of eth1's path, nor do our own probes.
     sim.after(2500);
+    sim.input(Input::Nd { slave: id("eth1"), frame: nd(NdKind::Advertisement, router_mac, router, to_probe("eth0")) })
+        .unwrap();
+    let own = nd(NdKind::Solicitation, probe_mac(mac_of("eth1")), to_probe("eth1"), "ff02::1:ff00:1".parse().unwrap());
     sim.input(Input::Nd { slave: id("eth1"), frame: own }).unwrap();
     let (v, reason) = verdict(&sim, "eth1").unwrap();
     assert_eq!(v, Verdict::Broken, "{reason}");

@@ -207,9 +207,11 @@ fn a_long_run_of_probes_loses_nothing_and_misleads_nobody() {
 }
 
 /// On a bond with no IPv4 at all, the active check asks the IPv6 default router (its
-/// link-local address, as router advertisements give it) with solicitations from `::`: the
-/// router's answers to all nodes verify the backup, and a backup moved to the wrong segment
-/// is found broken, naming the router.
+/// link-local address, as router advertisements give it) from each probe MAC's own link-local
+/// address: the router's answers verify the slaves, and a backup moved to the wrong segment is
+/// found broken, naming the router. The router checking its address again (re-added, so
+/// duplicate address detection runs) while every slave probes it every 300 ms keeps it: a
+/// probe from `::` would be a rival's, and the router would give its address up.
 #[test]
 fn an_ipv6_only_bond_verifies_its_backups_through_its_router() {
     let Some(_turn) = begin(Cpu::Shared) else { return };
@@ -219,20 +221,28 @@ fn an_ipv6_only_bond_verifies_its_backups_through_its_router() {
         .unwrap();
     wait(&net, "every slave up", |l| l.slaves_up(2));
     net.bond_ipv6_only(false).unwrap();
-    let show = ["-n", &net.peer(), "-j", "-6", "addr", "show", "dev", "eth0", "scope", "link"];
-    let out = Command::new("ip").args(show).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let infos = v[0]["addr_info"].as_array().cloned().unwrap_or_default();
-    let router = infos.iter().find_map(|a| a["local"].as_str()).expect("the peer's link-local address").to_string();
+    let peer_ll = |net: &Lab| {
+        let show = ["-n", &net.peer(), "-j", "-6", "addr", "show", "dev", "eth0", "scope", "link"];
+        let out = Command::new("ip").args(show).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let infos = v[0]["addr_info"].as_array().cloned().unwrap_or_default();
+        infos.into_iter().find(|a| a["local"].is_string()).expect("the peer's link-local address")
+    };
+    let router = peer_ll(&net)["local"].as_str().unwrap().to_string();
     ip(&["-n", &net.host(), "-6", "route", "add", "default", "via", &router, "dev", "bond0"]);
-    let reason = |n: &Lab| n.status().ok().and_then(|s| s.report.slaves[1].standby.clone()).map(|st| st.reason);
-    let answered = format!("an advertisement from {router}");
-    wait(&net, "the router's answer through eth1", |n| reason(n).as_deref() == Some(answered.as_str()));
-    assert_eq!(verdict(&net, "eth1"), Some(Verdict::Verified));
+    until_verdict(&net, "eth1", Verdict::Verified, Duration::from_secs(3));
+    let (code, out) = verify(&net);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.lines().nth(1).unwrap().ends_with(&format!("a reply from {router}")), "{out}");
+    ip(&["-n", &net.peer(), "addr", "del", &format!("{router}/64"), "dev", "eth0"]);
+    ip(&["-n", &net.peer(), "addr", "add", &format!("{router}/64"), "dev", "eth0"]);
+    let back = |n: &Lab| peer_ll(n)["tentative"].is_null();
+    net.wait_until(Duration::from_secs(5), "the router's DAD", back).unwrap();
+    assert!(peer_ll(&net)["dadfailed"].is_null(), "the router kept its address: {}", peer_ll(&net));
     wrong_segment(&net, "eth1", true);
     until_verdict(&net, "eth1", Verdict::Broken, Duration::from_secs(4));
-    let why = reason(&net).unwrap();
-    assert!(why.ends_with(&format!("probes for {router} unanswered")), "{why}");
+    let reason = net.status().unwrap().report.slaves[1].standby.clone().unwrap().reason;
+    assert!(reason.ends_with(&format!("probes for {router} unanswered")), "{reason}");
     wrong_segment(&net, "eth1", false);
     until_verdict(&net, "eth1", Verdict::Verified, Duration::from_secs(3));
 }

@@ -6,7 +6,7 @@
 //! slave in the datapath comes first and is never held back by an announcement, a
 //! membership or a MAC that could not be set.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use rbond_core::{Action, Level, Mac, MacTarget, SlaveId};
 
@@ -91,7 +91,7 @@ impl Daemon {
             Action::SendStandbyProbe { slave, mac, target } => {
                 let frame = match target {
                     IpAddr::V4(t) => frames::arp_probe(mac, Ipv4Addr::UNSPECIFIED, t),
-                    IpAddr::V6(t) => frames::ns_probe(mac, Ipv6Addr::UNSPECIFIED, t),
+                    IpAddr::V6(t) => frames::ns_probe(mac, rbond_core::eui64_link_local(mac), t),
                 };
                 check(format!("{}: send standby probe", self.slave_name(slave)), self.datapath.send(slave.0, &frame))
             }

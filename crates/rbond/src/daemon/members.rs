@@ -167,16 +167,12 @@ impl Daemon {
     }
 
     /// A NIC that filters unicast would drop the replies to the slave's standby probes: its
-    /// probe MAC joins the slave's address list for as long as the slave's socket is open. So
-    /// does the all-nodes group IPv6 targets answer in (a slave keeps no IPv6 to be in it).
+    /// probe MAC joins the slave's address list for as long as the slave's socket is open.
     pub(super) fn hear_probe_replies(&mut self, slave: SlaveId, own_mac: Mac) {
         let probe = Membership::Unicast(rbond_core::probe_mac(own_mac).0);
-        let all_nodes = Membership::Multicast([0x33, 0x33, 0, 0, 0, 1]);
-        for m in [probe, all_nodes] {
-            if let Err(e) = self.datapath.membership(slave.0, m, true) {
-                let line = format!("{}: slave {}: standby probe replies may not be heard: {e}", self.name, slave.0);
-                self.note(Level::Warning, line);
-            }
+        if let Err(e) = self.datapath.membership(slave.0, probe, true) {
+            let line = format!("{}: slave {}: standby probe replies may not be heard: {e}", self.name, slave.0);
+            self.note(Level::Warning, line);
         }
     }
 

@@ -237,8 +237,8 @@ pub fn ipv6_routes(net: &Lab, args: &[&str]) -> String {
 /// A router advertisement from the peer to all nodes on its eth0, as a router sends one: a
 /// default router for 1800 s and 2001:db8:77::/64 for autoconfiguration (on-link, autonomous).
 /// The peer forwards, as a router does: its neighbour advertisements then carry the router
-/// flag, and a host that hears one without it (a router turned host) drops the default route
-/// it learned, as the standby check's solicitations once showed.
+/// flag; a host that hears one without it (a router turned host) drops the default route it
+/// learned.
 pub fn advertise_router(net: &Lab) {
     let forwarding = ["netns", "exec", &net.peer(), "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"];
     let out = Command::new("ip").args(forwarding).output().unwrap();
