@@ -33,8 +33,9 @@ pub(super) struct Member {
     /// When the engine last heard of ordinary traffic on it.
     #[serde(skip)]
     pub(super) last_rx_note: Option<Instant>,
-    /// The multicast groups its socket joined for the NS monitor (they outlive us with it).
-    #[serde(default)]
+    /// The multicast groups its socket joined for the NS monitor. A successor joins them
+    /// again, as it reasserts every membership: the socket it gets may be a new one.
+    #[serde(skip)]
     pub(super) groups: Vec<Mac>,
 }
 
