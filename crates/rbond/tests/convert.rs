@@ -6,7 +6,7 @@ mod netns;
 
 use std::time::Duration;
 
-use netns::remote::{FAR_V4, FAR_V6, HOST_V6, STANZA, Session, longest, remote_host, same_as, snapshot, timed};
+use netns::remote::{STANZA, Session, longest, remote_host, same_as, snapshot, timed};
 use netns::{Cpu, Hooks, Wiring, begin, get, ifupdown, lab, rbond, wait, write};
 
 #[test]
@@ -16,8 +16,8 @@ fn a_live_eth0_becomes_a_bond_and_back_without_a_stall() {
     remote_host(&net);
     let before = snapshot(&net);
     let eth0_mac = net.link("eth0").unwrap().1;
-    let v4 = Session::open(&net, "10.77.0.1".parse().unwrap(), FAR_V4.parse().unwrap(), 7100);
-    let v6 = Session::open(&net, HOST_V6.parse().unwrap(), FAR_V6.parse().unwrap(), 7101);
+    let v4 = Session::v4(&net);
+    let v6 = Session::v6(&net);
     std::thread::sleep(Duration::from_millis(300));
 
     // A socket bound to eth0 cannot follow its addresses: rbond says so before it acts.
@@ -92,8 +92,8 @@ fn ifup_converts_a_live_eth0_too() {
     let Some(_hooks) = Hooks::install(&net.run_dir) else { return };
     remote_host(&net);
     let before = snapshot(&net);
-    let v4 = Session::open(&net, "10.77.0.1".parse().unwrap(), FAR_V4.parse().unwrap(), 7100);
-    let v6 = Session::open(&net, HOST_V6.parse().unwrap(), FAR_V6.parse().unwrap(), 7101);
+    let v4 = Session::v4(&net);
+    let v6 = Session::v6(&net);
     std::thread::sleep(Duration::from_millis(300));
     let (file, state) = write(&net, &format!("auto bond0\n{STANZA}"));
     let up = timed(|| ifupdown(&net, "ifup", &file, &state, &["bond0"]));
@@ -125,7 +125,7 @@ fn a_converted_bond_survives_its_daemon_and_the_file_wins() {
     let net = lab(Wiring::OneSwitch);
     remote_host(&net);
     let before = snapshot(&net);
-    let v4 = Session::open(&net, "10.77.0.1".parse().unwrap(), FAR_V4.parse().unwrap(), 7100);
+    let v4 = Session::v4(&net);
     let file = net.run_dir.join("interfaces");
     std::fs::write(&file, STANZA).unwrap();
     let out = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use netns::remote::{FAR_V4, STANZA, Session, remote_host, same_as, snapshot};
+use netns::remote::{STANZA, Session, remote_host, same_as, snapshot};
 use netns::{Cpu, Lab, Wiring, begin, lab, rbond};
 
 /// Starts `rbond try bond0` on `file` and returns once it says the file is applied.
@@ -76,7 +76,7 @@ fn an_unconfirmed_try_is_rolled_back_even_when_its_terminal_is_gone() {
     let net = lab(Wiring::OneSwitch);
     remote_host(&net);
     let before = snapshot(&net);
-    let session = Session::open(&net, "10.77.0.1".parse().unwrap(), FAR_V4.parse().unwrap(), 7100);
+    let session = Session::v4(&net);
     let file = file_with(&net, STANZA);
     let (mut first, _) = start_try(&net, &file, &["--timeout", "3"]);
     assert!(net.link("bond0").is_some());
@@ -101,7 +101,7 @@ fn a_try_that_cuts_the_host_off_is_rolled_back_within_the_grace_period() {
     remote_host(&net);
     let before = snapshot(&net);
     net.cable_of("eth1", false).unwrap();
-    let session = Session::open(&net, "10.77.0.1".parse().unwrap(), FAR_V4.parse().unwrap(), 7100);
+    let session = Session::v4(&net);
     let file = file_with(&net, &STANZA.replace("bond-slaves eth0 eth1", "bond-slaves eth1"));
     let started = Instant::now();
     let (first, _) = start_try(&net, &file, &["--timeout", "60", "--grace", "2"]);
@@ -196,7 +196,7 @@ fn a_running_bonds_changes_are_undone_without_confirmation() {
     let before = snapshot(&net);
     let get = |o: &str| net.get(o).unwrap();
     let was = [get("miimon"), get("updelay"), get("slaves")];
-    let session = Session::open(&net, "10.77.0.1".parse().unwrap(), FAR_V4.parse().unwrap(), 7100);
+    let session = Session::v4(&net);
     let changed = STANZA
         .replace("bond-miimon 100", "bond-miimon 50\n    bond-updelay 100")
         .replace("bond-slaves eth0 eth1", "bond-slaves eth0");

@@ -86,6 +86,16 @@ pub struct Session {
 }
 
 impl Session {
+    /// The session to the host's IPv4 address from the peer's far one.
+    pub fn v4(net: &Lab) -> Session {
+        Session::open(net, "10.77.0.1".parse().unwrap(), FAR_V4.parse().unwrap(), 7100)
+    }
+
+    /// The session to the host's IPv6 address from the peer's far one.
+    pub fn v6(net: &Lab) -> Session {
+        Session::open(net, HOST_V6.parse().unwrap(), FAR_V6.parse().unwrap(), 7101)
+    }
+
     /// Opens the session and returns once its first message has come back, so that every
     /// step the test then takes happens on a session already running.
     pub fn open(net: &Lab, host: IpAddr, far: IpAddr, port: u16) -> Session {
