@@ -184,20 +184,22 @@ ip -6 route replace default via 2001:db8:77::2 dev bond0
 }
 
 /// A running bond tried with other options and fewer slaves, not confirmed: it gets exactly
-/// its own options and slaves back, and the session through it never notices.
+/// its own options and slaves back, and the session through it never notices. An NS target
+/// the bond has already is left alone (each target option is read for its own targets).
 #[test]
 fn a_running_bonds_changes_are_undone_without_confirmation() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
     let net = lab(Wiring::OneSwitch);
     remote_host(&net);
-    let file = file_with(&net, STANZA);
+    let with_target = |text: &str| text.replace("bond-miimon", "bond-ns-ip6-target 2001:db8:77::2\n    bond-miimon");
+    let file = file_with(&net, &with_target(STANZA));
     let up = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();
     assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
     let before = snapshot(&net);
     let get = |o: &str| net.get(o).unwrap();
     let was = [get("miimon"), get("updelay"), get("slaves")];
     let session = Session::v4(&net);
-    let changed = STANZA
+    let changed = with_target(STANZA)
         .replace("bond-miimon 100", "bond-miimon 50\n    bond-updelay 100")
         .replace("bond-slaves eth0 eth1", "bond-slaves eth0");
     let file = file_with(&net, &changed);
@@ -211,6 +213,7 @@ fn a_running_bonds_changes_are_undone_without_confirmation() {
         "rbond: bond0: rbond try: rolled back (not confirmed in time); the host is configured as before\n"
     );
     assert_eq!([get("miimon"), get("updelay"), get("slaves")], was, "the bond's own options and slaves");
+    assert_eq!(get("ns_ip6_target"), "2001:db8:77::2");
     let trips = session.close();
     let worst = trips.iter().map(|t| t.1).max().unwrap_or_default();
     eprintln!("{} messages, longest round trip {worst:?}", trips.len());

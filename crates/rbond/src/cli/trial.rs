@@ -140,17 +140,17 @@ fn change_running(client: &Client, cfg: &BondConfig, undo_path: &Path) -> anyhow
         undo.push(back);
         std::fs::write(undo_path, serde_json::to_vec(&undo)?).with_context(|| undo_path.display().to_string())
     };
-    let targets = client.get("arp_ip_target")?;
     for (option, value, place) in &cfg.options {
         let set = |v: &str| Request::Set { option: option.clone(), value: v.to_string() };
+        // The file may name a value (`active-backup`) where the bond reads `active-backup 1`;
+        // a target list reads its targets.
+        let old = client.get(option)?;
         if let Some(t) = value.strip_prefix('+') {
-            if !targets.split_whitespace().any(|x| x == t) {
+            if !old.split_whitespace().any(|x| x == t) {
                 done(set(value), set(&format!("-{t}"))).map_err(|e| e.context(place.to_string()))?;
             }
             continue;
         }
-        // The file may name a value (`active-backup`) where the bond reads `active-backup 1`.
-        let old = client.get(option)?;
         if !old.split_whitespace().any(|w| w == value) {
             let back = old.split_whitespace().next().unwrap_or("").to_string();
             done(set(value), set(&back)).map_err(|e| e.context(place.to_string()))?;
