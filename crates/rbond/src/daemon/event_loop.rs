@@ -15,7 +15,6 @@ use rbond_core::{Command, Input, Instant, Ipv4Cidr, Ipv6Cidr, Level};
 use super::{Daemon, now};
 use crate::control::server::{ClientId, Server};
 use crate::datapath::{Datapath, Seen, Source};
-use crate::net::address::{IFA_F_DADFAILED, IFA_F_TENTATIVE};
 use crate::net::watch::{LinkEvent, Watch};
 use crate::sys;
 
@@ -283,9 +282,7 @@ impl Daemon {
         for a in self.net.addresses(self.index).unwrap_or_default() {
             match a.addr {
                 IpAddr::V4(ip) => v4.push(Ipv4Cidr::new(ip, a.prefix)),
-                IpAddr::V6(ip) if a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0 => {
-                    v6.push(Ipv6Cidr::new(ip, a.prefix))
-                }
+                IpAddr::V6(ip) if a.is_ready() => v6.push(Ipv6Cidr::new(ip, a.prefix)),
                 IpAddr::V6(_) => {}
             }
         }

@@ -12,7 +12,6 @@ use rbond_core::{Action, Level, Mac, MacTarget, SlaveId};
 
 use super::Daemon;
 use crate::datapath::Membership;
-use crate::net::address::{IFA_F_DADFAILED, IFA_F_TENTATIVE};
 use crate::net::frames;
 use crate::net::link::Change;
 
@@ -148,9 +147,8 @@ impl Daemon {
             Ok(l) => l.mac.unwrap_or_default(),
             Err(e) => return vec![format!("{}: read MAC: {e}", self.name)],
         };
-        // A tentative address is not ours yet, nor a failed one ever (RFC 4862 5.4).
         let addrs = self.net.addresses(self.index).unwrap_or_default();
-        let ready = addrs.into_iter().filter(|a| a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0);
+        let ready = addrs.into_iter().filter(|a| a.is_ready());
         let mut problems = Vec::new();
         for a in ready {
             let frame = match a.addr {

@@ -45,6 +45,12 @@ impl Address {
         self.addr == addr && self.prefix == prefix
     }
 
+    /// Whether the address is the host's to use: past duplicate address detection, and not
+    /// failed there (RFC 4862 5.4: never a source, never announced, before that).
+    pub fn is_ready(&self) -> bool {
+        self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0
+    }
+
     pub fn is_link_local(&self) -> bool {
         matches!(self.addr, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
     }
