@@ -127,8 +127,14 @@ impl Bond {
         if targets.is_empty() { self.gateways.clone() } else { targets }
     }
 
+    /// Whether `probe_targets` has any, without building the list: this is asked on every
+    /// input.
+    fn has_probe_targets(&self) -> bool {
+        !self.opts.arp_targets.is_empty() || !self.opts.ns_targets.is_empty() || !self.gateways.is_empty()
+    }
+
     fn probing(&self) -> bool {
-        self.standby_on() && self.opts.standby_probe > 0 && !self.probe_targets().is_empty()
+        self.standby_on() && self.opts.standby_probe > 0 && self.has_probe_targets()
     }
 
     /// Follows the roles: a slave that starts or stops being a judged backup starts afresh,
@@ -208,7 +214,7 @@ impl Bond {
 
     /// `rbond verify`: a probe from every up slave at once, as if each were due now.
     pub(crate) fn verify_now(&mut self, now: Instant) {
-        if self.probe_targets().is_empty() {
+        if !self.has_probe_targets() {
             return;
         }
         let up: Vec<SlaveId> = self.slaves.iter().filter(|s| s.link == LinkState::Up).map(|s| s.id).collect();

@@ -111,11 +111,12 @@ impl Io {
     /// (for writing too while they have output waiting).
     fn wanted<'a>(&'a self, datapath: &'a dyn Datapath) -> Vec<(Token, BorrowedFd<'a>, EpollFlags)> {
         let input = EpollFlags::EPOLLIN;
-        let mut v = vec![
+        let mut v = Vec::with_capacity(8);
+        v.extend([
             (Token::Signals, self.signals.as_fd(), input),
             (Token::Watch, self.watch.as_fd(), input),
             (Token::Listener, self.control.listener(), input),
-        ];
+        ]);
         v.extend(datapath.sources().into_iter().map(|(s, fd)| (Token::of_source(s), fd, input)));
         for (id, fd, pending) in self.control.clients() {
             v.push((Token::Client(id), fd, if pending { input | EpollFlags::EPOLLOUT } else { input }));
@@ -150,6 +151,12 @@ impl Poller {
     /// closed descriptor's number may already belong to a new one, which is not in the set
     /// yet, so removing the old number cannot touch it.
     fn sync(&mut self, wanted: Vec<(Token, BorrowedFd<'_>, EpollFlags)>) {
+        // The usual wake-up changes nothing: found out without building anything.
+        let same = wanted.len() == self.registered.len()
+            && wanted.iter().all(|(t, fd, f)| self.registered.get(t) == Some(&(fd.as_raw_fd(), *f)));
+        if same {
+            return;
+        }
         let want: BTreeMap<Token, (RawFd, EpollFlags)> =
             wanted.iter().map(|(t, fd, f)| (*t, (fd.as_raw_fd(), *f))).collect();
         let gone: Vec<(Token, RawFd)> =

@@ -151,16 +151,19 @@ impl Daemon {
     /// validation must hear the NS targets' traffic through a NIC that filters multicast.
     pub(super) fn follow_groups(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
-        for i in 0..self.members.len() {
-            let (id, name) = (self.members[i].id, self.members[i].name.clone());
-            let want: Vec<Mac> = self.engine.solicited_groups(id).into_iter().map(frames::ipv6_group_mac).collect();
-            let have = std::mem::replace(&mut self.members[i].groups, want.clone());
-            let leave = have.iter().filter(|m| !want.contains(m)).map(|m| (m, false));
-            let join = want.iter().filter(|m| !have.contains(m)).map(|m| (m, true));
+        // Asked on every wake-up: the common case, nothing to change, allocates nothing.
+        for m in &mut self.members {
+            let want: Vec<Mac> = self.engine.solicited_groups(m.id).into_iter().map(frames::ipv6_group_mac).collect();
+            if want == m.groups {
+                continue;
+            }
+            let have = std::mem::replace(&mut m.groups, want.clone());
+            let leave = have.iter().filter(|g| !want.contains(g)).map(|g| (g, false));
+            let join = want.iter().filter(|g| !have.contains(g)).map(|g| (g, true));
             for (mac, join) in leave.chain(join) {
-                if let Err(e) = self.datapath.membership(id.0, Membership::Multicast(mac.0), join) {
-                    problems
-                        .push(format!("{name}: {} multicast group {mac}: {e}", if join { "join" } else { "leave" }));
+                if let Err(e) = self.datapath.membership(m.id.0, Membership::Multicast(mac.0), join) {
+                    let verb = if join { "join" } else { "leave" };
+                    problems.push(format!("{}: {verb} multicast group {mac}: {e}", m.name));
                 }
             }
         }

@@ -155,7 +155,15 @@ impl Datapath for UserspaceDatapath {
 
     fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen)) {
         match source {
-            Source::Bond => self.pump_bond(),
+            Source::Bond => {
+                self.pump_bond();
+                // Replies and acknowledgements to what just went out are often in by now
+                // (always on a veth, whose peer answers within the send): read them in
+                // this wake-up rather than after another wait.
+                if let Some(active) = self.active {
+                    self.pump_slave(active, seen);
+                }
+            }
             Source::Slave(i) => self.pump_slave(i, seen),
             Source::Sent => self.ports.drain_sent(seen),
         }
