@@ -112,6 +112,8 @@ pub struct Figures {
     /// machine's busy share of all its CPUs, turn by turn (the witness's: the machine's).
     pub forwarder_busy: Vec<f64>,
     pub machine_busy: Pairs,
+    /// Every CPU's busy seconds per GB, run by run, both sides.
+    pub host_cpu_per_gb: Pairs,
     /// Each turn's median ping RTT, µs, and every ping, for the tails.
     pub rtt: Pairs,
     pub all_pings: Pairs,
@@ -189,6 +191,7 @@ fn throughput(witness: &Side, contender: &Side, f: &mut Figures) -> anyhow::Resu
             let run = tools::iperf(side, secs, extra)?;
             p.side(is_contender).push(run.gbps);
             f.cpu_per_gb.side(is_contender).extend(run.cpu_per_gb);
+            f.host_cpu_per_gb.side(is_contender).push(run.host_cpu_per_gb);
             if i < 2 {
                 f.machine_busy.side(is_contender).push(run.machine_busy);
                 f.forwarder_busy.extend(run.forwarder_busy.filter(|_| is_contender));

@@ -54,12 +54,17 @@ pub fn side_by_side(rows: &[(Contender, Figures)]) {
     for (who, f) in rows.iter().filter(|(_, f)| !f.gbps.is_empty()) {
         let busy = |v: &[f64]| format!("{:.0} %", 100.0 * median(v));
         if !f.forwarder_busy.is_empty() {
+            let host = &f.host_cpu_per_gb;
             ceilings.push(format!(
-                "- {}: the forwarder busy {} of one CPU, the machine {} of all (bare veth: {})",
+                "- {}: the forwarder busy {} of one CPU, the machine {} of all (bare veth: {}); \
+                 every CPU together {:.3} s per GB (bare veth: {:.3}), added {} s",
                 who.label(),
                 busy(&f.forwarder_busy),
                 busy(&f.machine_busy.contender),
-                busy(&f.machine_busy.witness)
+                busy(&f.machine_busy.witness),
+                median(&host.contender),
+                median(&host.witness),
+                bootstrap(&host.differences(), median).show(3)
             ));
         }
         let cells: Vec<String> = f
@@ -76,7 +81,11 @@ pub fn side_by_side(rows: &[(Contender, Figures)]) {
             f.idle.map_or(("—".into(), "—".into()), |(i, r)| (format!("{i:.3} %"), format!("{r:.1} MB")));
         println!("| {} | {} | {cpu} | {idle} | {rss} |", who.label(), cells.join(" | "));
     }
-    println!("\nWhere the CPU went in the one-stream runs (medians of the turns):\n\n{}\n", ceilings.join("\n"));
+    println!(
+        "\nWhere the CPU went (medians of the turns; busy shares in the one-stream runs, CPU per GB in all, \
+         what the host spent over bare veth as the median of the per-pair differences):\n\n{}\n",
+        ceilings.join("\n")
+    );
     println!(
         "| path | ping RTT median / p99, µs | bare veth in the same turns | RTT added, median of the turns [95 % interval] | outage on pull at 10k pkt/s, delays 0: median [interval] / p95 / max | with the guide's delays (200 ms) | lost across `rbond restart` |"
     );
@@ -200,6 +209,9 @@ pub fn a_b(rows: &[(Contender, Figures)], baseline: &Path) {
         }
         if let Some(e) = ratio(&f.cpu_per_gb) {
             line("CPU s per GB", &f.cpu_per_gb, "s", e, 1.0, false);
+        }
+        if let Some(e) = ratio(&f.host_cpu_per_gb) {
+            line("every CPU's s per GB", &f.host_cpu_per_gb, "s", e, 1.0, false);
         }
         if !f.rtt.contender.is_empty() {
             line("RTT, median of a turn", &f.rtt, "µs", bootstrap(&f.rtt.differences(), median), 0.0, false);

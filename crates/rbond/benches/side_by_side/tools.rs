@@ -72,6 +72,10 @@ pub struct Run {
     /// The forwarder's share of one CPU, and the whole machine's busy share of all of them.
     pub forwarder_busy: Option<f64>,
     pub machine_busy: f64,
+    /// Every CPU's busy seconds per GB moved: the forwarder, iperf3 at both ends and the
+    /// network stack wherever it ran. Less the witness's, it is what the path costs the host,
+    /// whichever thread the kernel charged.
+    pub host_cpu_per_gb: f64,
 }
 
 /// One iperf3 run from a side.
@@ -92,9 +96,16 @@ pub fn iperf(side: &Side, secs: u64, extra: &[&str]) -> anyhow::Result<Run> {
             cpu_per_gb: cpu.map(|c| c / (bytes as f64 / 1e9)),
             forwarder_busy: cpu.map(|c| c / wall),
             machine_busy: (machine1.0 - machine0.0) / (machine1.1 - machine0.1).max(1.0),
+            host_cpu_per_gb: (machine1.0 - machine0.0) / clock_ticks() / (bytes as f64 / 1e9),
         }),
         _ => bail!("iperf3: {}", v["error"].as_str().unwrap_or("no data moved (TCP stalled)")),
     }
+}
+
+/// /proc/stat's ticks per second (USER_HZ).
+fn clock_ticks() -> f64 {
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten();
+    hz.map_or(100.0, |hz| hz as f64)
 }
 
 /// Busy and total CPU ticks of the whole machine, from /proc/stat (idle and iowait are the
