@@ -120,6 +120,26 @@ fn a_try_that_cuts_the_host_off_is_rolled_back_within_the_grace_period() {
     same_as(&before, &snapshot(&net));
 }
 
+/// An NS target nobody answers for counts as a gateway that does not answer: the watcher rolls
+/// back within the grace period and names it.
+#[test]
+fn a_try_whose_ns_target_does_not_answer_is_rolled_back() {
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let net = lab(Wiring::OneSwitch);
+    remote_host(&net);
+    let before = snapshot(&net);
+    let stanza =
+        STANZA.replace("    bond-primary eth0\n", "    bond-primary eth0\n    bond-ns-ip6-target 2001:db8:77::99\n");
+    let (first, _) = start_try(&net, &file_with(&net, &stanza), &["--timeout", "60", "--grace", "2"]);
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "rbond: bond0: rbond try: rolled back (2001:db8:77::99 did not answer through bond0 within 2 s); the host is configured as before\n"
+    );
+    same_as(&before, &snapshot(&net));
+}
+
 #[test]
 fn bad_input_is_refused_before_anything_changes() {
     let Some(_turn) = begin(Cpu::Shared) else { return };

@@ -244,7 +244,7 @@ enum Cmd {
         /// Seconds to wait for `rbond try --confirm` (or Enter) before rolling back.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
-        /// Seconds the bond has to reach its gateways, ARP targets and --check-ip addresses.
+        /// Seconds the bond has to reach its gateways, ARP and NS targets and --check-ip addresses.
         #[arg(long, default_value_t = 10)]
         grace: u64,
         /// Another address that must answer through the bond (repeatable).

@@ -2,7 +2,7 @@
 //! Before anything changes, the host's configuration is written down and a watcher is
 //! started in a process group of its own (it outlives the terminal that typed the command).
 //! The watcher rolls everything back at once when the bond cannot reach its gateways (or ARP
-//! targets, or `--check-ip` addresses) within the grace period, or when the apply did not
+//! and NS targets, or `--check-ip` addresses) within the grace period, or when the apply did not
 //! finish, and otherwise unless `rbond try --confirm` (or Enter on the terminal) keeps it
 //! before the timeout. A new bond is applied as `rbond up` applies it; a running one takes the
 //! file's options and slaves one change at a time. Files in the run directory carry it:
@@ -277,16 +277,18 @@ pub fn watch(launcher: &Launcher, w: &Watch) -> anyhow::Result<bool> {
 }
 
 /// Why the bond fails its reach check within the grace period, if it does: every check
-/// address, every gateway (IPv4 and IPv6) of a route through it and every ARP target must
-/// answer through it.
+/// address, every gateway (IPv4 and IPv6) of a route through it and every ARP and NS target
+/// must answer through it.
 fn unreachable(run_dir: &Path, bond: &str, check: &[IpAddr], grace: Duration) -> anyhow::Result<Option<String>> {
     let mut targets = check.to_vec();
     let mut rtnl = Rtnl::open()?;
     if let Ok(link) = rtnl.link_named(bond) {
         targets.extend(rtnl.all_gateways(link.index).unwrap_or_default());
     }
-    let arp = Client::new(run_dir, bond).get("arp_ip_target").unwrap_or_default();
-    targets.extend(arp.split_whitespace().filter_map(|t| t.parse::<IpAddr>().ok()));
+    for option in ["arp_ip_target", "ns_ip6_target"] {
+        let listed = Client::new(run_dir, bond).get(option).unwrap_or_default();
+        targets.extend(listed.split_whitespace().filter_map(|t| t.parse::<IpAddr>().ok()));
+    }
     let deadline = Instant::now() + grace;
     for t in targets {
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(200));
