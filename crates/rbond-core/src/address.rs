@@ -17,9 +17,13 @@ impl Ipv4Cidr {
         Ipv4Cidr { addr, prefix: prefix.min(32) }
     }
 
+    /// The address with its host bits cleared: 10.77.0.0 for 10.77.0.1/24.
+    pub fn network(&self) -> Ipv4Addr {
+        (u32::from(self.addr) & u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0)).into()
+    }
+
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-        u32::from(self.addr) & mask == u32::from(ip) & mask
+        Ipv4Cidr::new(ip, self.prefix).network() == self.network()
     }
 }
 
@@ -40,9 +44,13 @@ impl Ipv6Cidr {
         Ipv6Cidr { addr, prefix: prefix.min(128) }
     }
 
+    /// The address with its host bits cleared: 2001:db8:77:: for 2001:db8:77::1/64.
+    pub fn network(&self) -> Ipv6Addr {
+        (u128::from(self.addr) & u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0)).into()
+    }
+
     pub fn contains(&self, ip: Ipv6Addr) -> bool {
-        let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-        u128::from(self.addr) & mask == u128::from(ip) & mask
+        Ipv6Cidr::new(ip, self.prefix).network() == self.network()
     }
 }
 
@@ -110,5 +118,22 @@ mod tests {
         assert_eq!(probe_source(&a, Ipv4Addr::new(203, 0, 113, 9)), Ipv4Addr::new(192, 0, 2, 1));
         assert_eq!(probe_source(&[], Ipv4Addr::new(203, 0, 113, 9)), Ipv4Addr::UNSPECIFIED);
         assert!(Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 0).contains(Ipv4Addr::new(1, 2, 3, 4)));
+    }
+
+    /// Host bits cleared at every prefix length, the two ends included.
+    #[test]
+    fn networks_clear_the_host_bits() {
+        let v4 = Ipv4Addr::new(10, 77, 200, 1);
+        assert_eq!(Ipv4Cidr::new(v4, 24).network(), Ipv4Addr::new(10, 77, 200, 0));
+        assert_eq!(Ipv4Cidr::new(v4, 17).network(), Ipv4Addr::new(10, 77, 128, 0));
+        assert_eq!(Ipv4Cidr::new(v4, 0).network(), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(Ipv4Cidr::new(v4, 32).network(), v4);
+        assert!(!Ipv4Cidr::new(v4, 24).contains(Ipv4Addr::new(10, 77, 201, 1)));
+        let v6 = "2001:db8:77::1".parse::<Ipv6Addr>().unwrap();
+        assert_eq!(Ipv6Cidr::new(v6, 64).network(), "2001:db8:77::".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(Ipv6Cidr::new(v6, 0).network(), Ipv6Addr::UNSPECIFIED);
+        assert_eq!(Ipv6Cidr::new(v6, 128).network(), v6);
+        assert!(Ipv6Cidr::new(v6, 64).contains("2001:db8:77::fe".parse().unwrap()));
+        assert!(!Ipv6Cidr::new(v6, 64).contains("2001:db8:78::1".parse().unwrap()));
     }
 }

@@ -169,12 +169,8 @@ fn targets(ifs: &Interfaces, cfg: &BondConfig, out: &mut Vec<Diagnostic>) {
 /// `addr/prefix` as its network, `10.77.0.0/24`.
 fn network(a: &StanzaAddress) -> String {
     let net = match a.addr {
-        IpAddr::V4(v4) => {
-            IpAddr::V4((u32::from(v4) & u32::MAX.checked_shl(32 - u32::from(a.prefix)).unwrap_or(0)).into())
-        }
-        IpAddr::V6(v6) => {
-            IpAddr::V6((u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(a.prefix)).unwrap_or(0)).into())
-        }
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Cidr::new(v4, a.prefix).network()),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Cidr::new(v6, a.prefix).network()),
     };
     format!("{net}/{}", a.prefix)
 }
