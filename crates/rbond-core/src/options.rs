@@ -233,6 +233,13 @@ pub enum Values {
     Interface,
 }
 
+impl Values {
+    /// Whether the option is a list of monitor targets (`arp_ip_target`, `ns_ip6_target`).
+    pub fn is_targets(self) -> bool {
+        matches!(self, Values::Ipv4Targets | Values::Ipv6Targets)
+    }
+}
+
 /// How an option relates to the bond's state, as the kernel's option flags say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flags(u8);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use nix::fcntl::{Flock, FlockArg};
-use rbond_core::Level;
+use rbond_core::{Level, OPTIONS};
 
 use super::addressing;
 use super::launch::Launcher;
@@ -285,8 +285,9 @@ fn unreachable(run_dir: &Path, bond: &str, check: &[IpAddr], grace: Duration) ->
     if let Ok(link) = rtnl.link_named(bond) {
         targets.extend(rtnl.all_gateways(link.index).unwrap_or_default());
     }
-    for option in ["arp_ip_target", "ns_ip6_target"] {
-        let listed = Client::new(run_dir, bond).get(option).unwrap_or_default();
+    let client = Client::new(run_dir, bond);
+    for option in OPTIONS.iter().filter(|o| o.values.is_targets()) {
+        let listed = client.get(option.sysfs).unwrap_or_default();
         targets.extend(listed.split_whitespace().filter_map(|t| t.parse::<IpAddr>().ok()));
     }
     let deadline = Instant::now() + grace;

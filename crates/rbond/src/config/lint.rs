@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use rbond_core::{Ipv4Cidr, Ipv6Cidr, OPTIONS, OptionName, Options};
+use rbond_core::{Ipv4Cidr, Ipv6Cidr, OPTIONS, OptionName, Options, Values};
 
 use super::addressing::{StanzaAddress, addressing};
 use super::bond::{BondConfig, OTHER_MODES, STRUCTURAL, bond_config, bonds};
@@ -143,11 +143,8 @@ fn targets(ifs: &Interfaces, cfg: &BondConfig, out: &mut Vec<Diagnostic>) {
     };
     let mut unprobed = Vec::new();
     for (k, v, place) in &cfg.options {
-        let debian = match k.as_str() {
-            "arp_ip_target" => "bond-arp-ip-target",
-            "ns_ip6_target" => "bond-ns-ip6-target",
-            _ => continue,
-        };
+        let Some(info) = OPTIONS.iter().find(|o| o.sysfs == k && o.values.is_targets()) else { continue };
+        let debian = info.debian;
         // An interval that miimon drops has its own warning; one line per option, not target.
         if cfg.value("arp_interval").is_none_or(|v| v.trim() == "0") && !unprobed.contains(&debian) {
             unprobed.push(debian);
@@ -157,7 +154,7 @@ fn targets(ifs: &Interfaces, cfg: &BondConfig, out: &mut Vec<Diagnostic>) {
             ));
         }
         let family: Vec<String> =
-            subnets.iter().filter(|a| a.addr.is_ipv4() == (k == "arp_ip_target")).map(network).collect();
+            subnets.iter().filter(|a| a.addr.is_ipv4() == (info.values == Values::Ipv4Targets)).map(network).collect();
         let listed = v.split_whitespace().map(|t| t.trim_start_matches('+')).filter_map(|t| t.parse::<IpAddr>().ok());
         for ip in listed.filter(|ip| !family.is_empty() && !on_link(*ip)) {
             let nets = family.join(", ");
