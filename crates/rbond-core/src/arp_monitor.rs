@@ -47,12 +47,12 @@ impl Bond {
     /// The receive time the monitor judges a slave by: with `arp_all_targets all`, the
     /// oldest answer among the targets, IPv4 and IPv6 alike.
     fn effective_last_rx(&self, s: &Slave) -> Option<Instant> {
-        let targets = self.opts.monitor_targets();
-        if self.opts.arp_all_targets == ArpAllTargets::Any || targets.is_empty() {
+        let mut targets = self.opts.monitor_targets().peekable();
+        if self.opts.arp_all_targets == ArpAllTargets::Any || targets.peek().is_none() {
             return s.last_rx;
         }
-        let rx_of = |t: &IpAddr| s.target_rx.iter().find(|(x, _)| x == t).map(|(_, at)| *at);
-        targets.iter().map(rx_of).min().flatten()
+        let rx_of = |t: IpAddr| s.target_rx.iter().find(|(x, _)| *x == t).map(|(_, at)| *at);
+        targets.map(rx_of).min().flatten()
     }
 
     fn arp_rx_counted(&self) -> bool {
@@ -338,7 +338,8 @@ impl Bond {
     }
 
     fn send_probes(&mut self, now: Instant, slave: SlaveId) {
-        for target in self.opts.monitor_targets() {
+        let targets: Vec<IpAddr> = self.opts.monitor_targets().collect();
+        for target in targets {
             let probe = match target {
                 IpAddr::V4(target) => Action::SendArpProbe { slave, target, source: probe_source(&self.addrs, target) },
                 IpAddr::V6(target) => {

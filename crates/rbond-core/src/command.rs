@@ -54,14 +54,13 @@ impl Bond {
     fn resume(&mut self, now: Instant) {
         // Work that fell due while nobody ran the engine is due now.
         self.timers.catch_up(now);
-        let targets = self.opts.monitor_targets();
         for s in &mut self.slaves {
             s.last_rx = Some(now);
             s.last_tx = Some(now);
             if s.link == LinkState::Up {
                 s.last_link_up = Some(now);
             }
-            targets.iter().for_each(|t| s.note_target_rx(*t, now));
+            self.opts.monitor_targets().for_each(|t| s.note_target_rx(t, now));
         }
         self.standby_resume();
     }
@@ -138,8 +137,8 @@ impl Bond {
                 self.restart_monitor(now)
             }
             OptionName::ArpIpTarget | OptionName::NsIp6Target => {
-                let had = before.monitor_targets();
-                let added: Vec<_> = self.opts.monitor_targets().into_iter().filter(|t| !had.contains(t)).collect();
+                let added: Vec<_> =
+                    self.opts.monitor_targets().filter(|t| !before.monitor_targets().any(|h| h == *t)).collect();
                 self.targets_added(now, &added);
             }
             OptionName::Primary => self.primary_changed(now),

@@ -589,9 +589,9 @@ impl Options {
         &self.ns_targets
     }
     /// Every target the ARP monitor probes: the ARP targets, then the NS targets.
-    pub fn monitor_targets(&self) -> Vec<IpAddr> {
+    pub fn monitor_targets(&self) -> impl Iterator<Item = IpAddr> + '_ {
         let v4 = self.arp_targets.iter().map(|t| IpAddr::V4(*t));
-        v4.chain(self.ns_targets.iter().map(|t| IpAddr::V6(*t))).collect()
+        v4.chain(self.ns_targets.iter().map(|t| IpAddr::V6(*t)))
     }
     pub fn primary(&self) -> &str {
         &self.primary
@@ -870,7 +870,7 @@ impl Options {
             events.push(Event::ArpMonitoringSet {
                 ms: self.arp_interval,
                 validate: self.arp_validate.name(),
-                targets: self.monitor_targets(),
+                targets: self.monitor_targets().collect(),
             });
         } else {
             events.push(Event::NoMonitor);

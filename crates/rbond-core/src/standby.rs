@@ -123,14 +123,19 @@ impl Bond {
     /// What the standby probes ask for: the ARP and NS targets, else the gateways the caller
     /// found.
     pub fn probe_targets(&self) -> Vec<IpAddr> {
-        let targets = self.opts.monitor_targets();
-        if targets.is_empty() { self.gateways.clone() } else { targets }
+        self.each_probe_target().collect()
     }
 
-    /// Whether `probe_targets` has any, without building the list: this is asked on every
+    /// Whether there is any probe target, without building the list: this is asked on every
     /// input.
     fn has_probe_targets(&self) -> bool {
-        !self.opts.arp_targets.is_empty() || !self.opts.ns_targets.is_empty() || !self.gateways.is_empty()
+        self.each_probe_target().next().is_some()
+    }
+
+    fn each_probe_target(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let mut targets = self.opts.monitor_targets().peekable();
+        let gateways: &[IpAddr] = if targets.peek().is_none() { &self.gateways } else { &[] };
+        targets.chain(gateways.iter().copied())
     }
 
     fn probing(&self) -> bool {

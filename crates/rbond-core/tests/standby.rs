@@ -162,17 +162,20 @@ fn probes_go_from_every_up_slave_from_a_mac_of_its_own_jittered() {
 }
 
 #[test]
-fn arp_targets_are_probed_in_turn_and_replies_to_probes_are_no_sign_of_life() {
+fn arp_targets_are_probed_in_turn_instead_of_the_gateways_and_replies_to_probes_are_no_sign_of_life() {
     let mut sim =
         Sim::new(&[("arp_interval", "100"), ("arp_ip_target", "192.0.2.254,192.0.2.10"), ("standby_probe", "500")]);
     sim.arp_peer = Some(GATEWAY);
     sim.cmd(rbond_core::Command::Up).unwrap();
     sim.enslave("eth0", true).unwrap();
     sim.enslave("eth1", true).unwrap();
+    let router = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    sim.input(Input::Gateways(vec![router])).unwrap();
     sim.after(3000);
     let targets: Vec<IpAddr> = probes(&mut sim).into_iter().filter(|p| p.1 == "eth1").map(|p| p.3).collect();
     let (gw, other) = (IpAddr::V4(GATEWAY), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
     assert_eq!(targets[..4], [gw, other, gw, other]);
+    assert!(!targets.contains(&router), "the gateway is asked only when there is no target: {targets:?}");
     let heard = sim.bond.counters().arp_heard;
     sim.input(reply_to_probe("eth1")).unwrap();
     assert_eq!(sim.bond.counters().arp_heard, heard, "a reply to our probe MAC is ours alone");
