@@ -126,6 +126,9 @@ impl SavedSlave {
             for r in &c.rules {
                 step(&format!("restore rule {}", r.show(name)), net.move_rule(r, &c.bond, name));
             }
+            if let Some(bond) = &bond {
+                step(&format!("withdraw {}'s on-link routes", c.bond), net.drop_prefix_routes(bond.index));
+            }
         }
         if self.up {
             step("set up", net.set_link(self.ifindex, Change::Up(true)));

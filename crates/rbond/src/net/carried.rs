@@ -186,20 +186,45 @@ impl Rtnl {
     }
 
     fn own_routes(&mut self, keep: impl Fn(&RouteMessage) -> bool) -> io::Result<Vec<Route>> {
+        let routes = self.route_messages(|m| hosts_own(m) && keep(m))?;
+        Ok(routes.iter().map(Route::from_message).collect())
+    }
+
+    /// Every route `keep` wants, IPv4 then IPv6, as the kernel gave it.
+    fn route_messages(&mut self, keep: impl Fn(&RouteMessage) -> bool) -> io::Result<Vec<RouteMessage>> {
         let mut out = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut ask = RouteMessage::default();
             ask.header.address_family = family;
             for r in self.dump(RouteNetlinkMessage::GetRoute(ask))? {
                 if let RouteNetlinkMessage::NewRoute(m) = r
-                    && hosts_own(&m)
                     && keep(&m)
                 {
-                    out.push(Route::from_message(&m));
+                    out.push(m);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Deletes the on-link routes the kernel made for the interface's addresses (outside the
+    /// `local` table), leaving the addresses. A bond that gave a converted interface its host
+    /// back keeps its addresses until ifupdown or its end takes them, and its older routes
+    /// would win every lookup for the subnet until then, into a bond with no slave.
+    pub fn drop_prefix_routes(&mut self, index: u32) -> io::Result<()> {
+        let made_for_an_address = |m: &RouteMessage| {
+            m.header.protocol == RouteProtocol::Kernel
+                && m.header.kind == RouteType::Unicast
+                && table(m) != RT_TABLE_LOCAL
+                && out_of(m) == Some(index)
+        };
+        for m in self.route_messages(made_for_an_address)? {
+            match self.change(RouteNetlinkMessage::DelRoute(m), 0) {
+                Err(e) if !matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Puts the route out of `to` in place of `from`, in one step: the kernel replaces the

@@ -148,4 +148,8 @@ impl Netdev for FakeNetdev {
         self.changes.push(format!("neighbours {from} -> {to}"));
         Ok(())
     }
+    fn drop_prefix_routes(&mut self, index: u32) -> io::Result<()> {
+        self.changes.push(format!("prefix routes of {index} dropped"));
+        Ok(())
+    }
 }

@@ -62,6 +62,8 @@ pub trait Netdev: std::any::Any {
     fn bound_sockets(&mut self, index: u32) -> io::Result<Vec<BoundSocket>>;
     /// Copies the resolved neighbours of `from` to `to`, as stale entries.
     fn copy_neighbours(&mut self, from: u32, to: u32) -> io::Result<()>;
+    /// Deletes the on-link routes the kernel made for the interface's addresses.
+    fn drop_prefix_routes(&mut self, index: u32) -> io::Result<()>;
 }
 
 /// Whether the kernel may hold back this device's carrier events (up to a second when they
@@ -147,6 +149,9 @@ impl Netdev for System {
     }
     fn copy_neighbours(&mut self, from: u32, to: u32) -> io::Result<()> {
         self.rtnl.copy_neighbours(from, to)
+    }
+    fn drop_prefix_routes(&mut self, index: u32) -> io::Result<()> {
+        self.rtnl.drop_prefix_routes(index)
     }
 }
 

@@ -20,8 +20,13 @@ pub mod batch;
 
 use batch::{Batch, SLOTS};
 
-/// Frames moved per descriptor per wake-up, so one busy link cannot starve the rest.
-const PER_WAKEUP: usize = 64;
+/// Batches moved per descriptor per wake-up (64 frames), so one busy link cannot starve
+/// the rest.
+const PER_WAKEUP: usize = 64 / SLOTS;
+/// Batches moved from a descriptor about to close: all it holds (8,192 frames, more than a
+/// 4 MiB socket buffer keeps of the smallest), yet bounded, so that a flood still arriving
+/// cannot hold the daemon there.
+const ALL: usize = 8192 / SLOTS;
 
 pub struct UserspaceDatapath {
     /// bond0's TAP: its frames and its carrier.
@@ -64,10 +69,11 @@ impl UserspaceDatapath {
         })
     }
 
-    /// bond0 → the active slave, a batch at a time. With no active slave frames are dropped.
-    fn pump_bond(&mut self) {
+    /// bond0 → the active slave, up to `batches` batches. With no active slave frames are
+    /// dropped.
+    fn pump_bond(&mut self, batches: usize) {
         let out = self.active.and_then(|a| self.ports.get(a));
-        for _ in 0..PER_WAKEUP / SLOTS {
+        for _ in 0..batches {
             self.batch.clear();
             while !self.batch.is_full() {
                 let Ok(Some(n)) = self.tap.read(self.batch.slot()) else { break };
@@ -86,7 +92,7 @@ impl UserspaceDatapath {
     fn pump_slave(&mut self, ifindex: u32, seen: &mut dyn FnMut(u32, Seen)) {
         let Some(s) = self.ports.get(ifindex) else { return };
         let deliver = self.deliver_backups || self.active == Some(ifindex);
-        pump(&mut self.batch, &self.tap, &s.sock, deliver, seen);
+        pump(&mut self.batch, &self.tap, &s.sock, deliver, PER_WAKEUP, seen);
     }
 }
 
@@ -126,10 +132,14 @@ impl Datapath for UserspaceDatapath {
 
     fn detach(&mut self, ifindex: u32) {
         // Frames taken off the wire until the hook is off wait in the socket: a slave still
-        // active (a converted one handing the host back) delivers them before it closes.
+        // active (a converted one handing the host back) delivers them before it closes. And
+        // what the host handed bond0 while it was busy giving the host back goes out first.
         let deliver = self.active == Some(ifindex);
+        if deliver {
+            self.pump_bond(ALL);
+        }
         if let Some(sock) = self.ports.detach(&mut self.hooks, &self.kept, ifindex) {
-            pump(&mut self.batch, &self.tap, &sock, deliver, &mut |_, _| {});
+            pump(&mut self.batch, &self.tap, &sock, deliver, ALL, &mut |_, _| {});
         }
         if self.active == Some(ifindex) {
             self.active = None;
@@ -156,7 +166,7 @@ impl Datapath for UserspaceDatapath {
     fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen)) {
         match source {
             Source::Bond => {
-                self.pump_bond();
+                self.pump_bond(PER_WAKEUP);
                 // Replies and acknowledgements to what just went out are often in by now
                 // (always on a veth, whose peer answers within the send): read them in
                 // this wake-up rather than after another wait.
@@ -182,10 +192,17 @@ impl Datapath for UserspaceDatapath {
     }
 }
 
-/// Frames from a slave's socket to bond0 (when `deliver`), a batch at a time; the monitors
-/// hear about every frame.
-fn pump(batch: &mut Batch, tap: &BondDevice, sock: &SlaveSocket, deliver: bool, seen: &mut dyn FnMut(u32, Seen)) {
-    for _ in 0..PER_WAKEUP / SLOTS {
+/// Frames from a slave's socket to bond0 (when `deliver`), up to `batches` batches; the
+/// monitors hear about every frame.
+fn pump(
+    batch: &mut Batch,
+    tap: &BondDevice,
+    sock: &SlaveSocket,
+    deliver: bool,
+    batches: usize,
+    seen: &mut dyn FnMut(u32, Seen),
+) {
+    for _ in 0..batches {
         let Ok(n) = batch.receive(sock.as_fd()) else { break };
         for frame in batch.frames() {
             let what = frames::inspect(frame.get(VNET_HDR_LEN..).unwrap_or_default());
