@@ -81,41 +81,58 @@ fn a_live_eth0_becomes_a_bond_and_back_without_a_stall() {
     same_as(&before, &snapshot(&net));
 }
 
-/// `rbond down` under a stream of 10,000 datagrams a second to the router, on the subnet
-/// itself: bond0 keeps its addresses until it goes, but its on-link routes go as soon as eth0
-/// has the host back (they were older, so they won every lookup into a bond about to lose its
-/// slaves: 30 to 65 ms of datagrams were lost), and what the host queued on bond0 meanwhile
-/// leaves through eth0. Not one datagram is lost.
+/// `rbond up` and `rbond down` under a stream of 10,000 datagrams a second to the router, on
+/// the subnet itself. On the way in bond0 learns eth0's neighbours before the routes move (else
+/// the stream waited on address resolution and overflowed its queue on the userspace
+/// datapath). On the way back bond0 keeps its addresses until it goes, but its on-link routes
+/// go as soon as eth0 has the host back (they were older than eth0's, so they won every lookup
+/// into a bond about to lose its slaves: 30 to 65 ms of datagrams were lost), and what the
+/// host queued on bond0 meanwhile leaves through eth0.
 #[test]
-fn giving_eth0_back_loses_no_datagram() {
+fn converting_eth0_and_back_loses_no_datagram_on_the_subnet() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
     let net = lab(Wiring::OneSwitch);
     remote_host(&net);
     let file = net.run_dir.join("interfaces");
     std::fs::write(&file, STANZA).unwrap();
-    let out = rbond(&net).args(["up", "bond0", "-i"]).arg(&file).output().unwrap();
-    assert!(out.status.success(), "rbond up: {}", String::from_utf8_lossy(&out.stderr));
     let _echo = net.echo().unwrap();
     let router: std::net::IpAddr = "10.77.0.2".parse().unwrap();
     let probe = net.probe_from(&net.host(), router, 10_000);
-    std::thread::sleep(Duration::from_millis(300));
-    let from = probe.elapsed();
-    let out = rbond(&net).args(["down", "bond0"]).output().unwrap();
-    assert!(out.status.success(), "rbond down: {}", String::from_utf8_lossy(&out.stderr));
-    let to = probe.elapsed();
+    let mut windows = Vec::new();
+    for step in ["up", "down"] {
+        std::thread::sleep(Duration::from_millis(300));
+        let from = probe.elapsed();
+        let mut cmd = rbond(&net);
+        cmd.args([step, "bond0"]);
+        if step == "up" {
+            cmd.arg("-i").arg(&file);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "rbond {step}: {}", String::from_utf8_lossy(&out.stderr));
+        windows.push((step, from, probe.elapsed()));
+    }
     std::thread::sleep(Duration::from_millis(300));
     let record = probe.finish().unwrap();
-    let (during, w) = (record.window(from, to), record.whole());
-    eprintln!("across rbond down ({:?}): {during:?}; in all {w:?}", to - from);
-    assert!(w.sent > 3000, "the probe ran: {} sent", w.sent);
-    assert_eq!(w.lost, 0, "datagrams lost across rbond down: {during:?}");
-    // The userspace datapath cannot tell which of the frames its socket took while the hook
-    // came off eth0 reached the host too: it hands bond0 them all, so a few come twice.
-    if std::env::var("RBOND_DATAPATH").as_deref() == Ok("userspace") {
-        assert!(w.duplicated <= during.sent, "duplicates only from the hand-back: {w:?}");
-    } else {
-        assert_eq!(w.duplicated, 0, "{w:?}");
+    let datapath = std::env::var("RBOND_DATAPATH").unwrap_or_default();
+    for (step, from, to) in windows {
+        let w = record.window(from, to);
+        eprintln!("across rbond {step} ({:?}): {w:?}", to - from);
+        // cls_bpf hooks in through a clsact qdisc made on the live eth0; a reply arriving just
+        // as it is made is lost now and then (one in half the runs, none with tcx).
+        let may_lose = u32::from(step == "up" && datapath == "kernel-tc");
+        assert!(w.lost <= may_lose, "rbond {step} lost datagrams: {w:?}");
+        // The userspace datapath's socket on eth0 and its hook on eth0's ingress come and go
+        // some milliseconds apart; what arrives between reaches the host both ways, and bond0
+        // is handed it rather than lose it.
+        if datapath == "userspace" {
+            assert!(w.duplicated <= w.sent / 2, "rbond {step}: {w:?}");
+        } else {
+            assert_eq!(w.duplicated, 0, "rbond {step}: {w:?}");
+        }
     }
+    let whole = record.whole();
+    assert!(whole.sent > 6000, "the probe ran: {whole:?}");
+    assert!(whole.lost <= u32::from(datapath == "kernel-tc"), "lost outside the steps: {whole:?}");
 }
 
 /// The same conversion through the real ifup, which adds the stanza's address and gateway

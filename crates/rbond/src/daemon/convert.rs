@@ -59,10 +59,13 @@ impl Daemon {
     }
 
     /// Steps 1 and 2: bond0 looks like the interface and forwards for it from the first
-    /// frame the datapath diverts.
+    /// frame the datapath diverts, and from the first the host sends it: the datapath
+    /// forwards through the interface before bond0 has an address (and so a route) to
+    /// draw traffic with.
     pub(super) fn look_like(&mut self, saved: &SavedSlave) -> anyhow::Result<()> {
         let name = saved.name.as_str();
         let bond = self.name.clone();
+        ctx(self.datapath.set_active(Some(saved.ifindex)), "forward through", name)?;
         ctx(self.net.set_link(self.index, Change::Mac(saved.mac)), &format!("take {name}'s MAC"), &bond)?;
         // Up before the addresses, or the kernel installs no routes for them.
         ctx(self.net.set_link(self.index, Change::Up(true)), "set up", &bond)?;
@@ -70,7 +73,6 @@ impl Daemon {
             let a = moving(a, name, &bond);
             ctx(self.net.add_address(self.index, &a), &format!("add {a}"), &bond)?;
         }
-        ctx(self.datapath.set_active(Some(saved.ifindex)), "forward through", name)?;
         ctx(self.datapath.set_carrier(true), "set carrier", &bond)
     }
 
@@ -97,6 +99,12 @@ impl Daemon {
 
     fn move_host_config(&mut self, saved: &SavedSlave, carried: &Carried) -> anyhow::Result<()> {
         let (name, i) = (saved.name.as_str(), saved.ifindex);
+        // bond0 learns the interface's resolved neighbours before the routes move: else the
+        // first packets through bond0 wait on address resolution, whose answer the daemon,
+        // busy converting, forwards late, and a busy flow overflows the queue they wait in.
+        if let Err(e) = self.net.copy_neighbours(i, self.index) {
+            self.note(Level::Warning, format!("{}: copy {name}'s neighbours: {e}", self.name));
+        }
         for r in &carried.routes {
             ctx(self.net.move_route(r, i, self.index), &format!("move route {}", r.show(name)), name)?;
         }

@@ -86,10 +86,23 @@ impl Daemon {
             }
             Err(e) => {
                 self.datapath.detach(saved.ifindex);
+                if saved.carried.is_some() {
+                    self.datapath_follows_engine();
+                }
                 put_back(self.net.as_mut(), &mut self.log, &saved);
                 self.save_state(None)?;
                 Err(e)
             }
+        }
+    }
+
+    /// The datapath forwards through the slave the engine calls active again: a conversion
+    /// points the datapath at the interface before the engine has it (see `look_like`), so
+    /// one that fails must not leave it pointed there.
+    fn datapath_follows_engine(&mut self) {
+        let active = self.engine.active().map(|s| s.0);
+        if let Err(e) = self.datapath.set_active(active) {
+            self.note(Level::Warning, format!("{}: datapath: set the active slave: {e}", self.name));
         }
     }
 

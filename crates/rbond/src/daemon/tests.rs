@@ -154,6 +154,24 @@ fn a_failed_enslave_puts_the_slave_back() {
     assert_eq!(d.engine.report().sysfs("slaves").unwrap(), "eth0");
 }
 
+/// Converting the live eth0 points the datapath at it before bond0 has an address to draw
+/// traffic with; when eth0 then cannot join the datapath, the datapath forwards through
+/// nothing again, or bond0's frames would go on leaving through an interface given back.
+#[test]
+fn a_failed_conversion_leaves_the_datapath_no_active_slave() {
+    let mut net = host();
+    net.links.get_mut(&ETH0).unwrap().up = true;
+    net.addrs.insert(ETH0, vec![crate::net::address::Address::new("10.77.0.1".parse().unwrap(), 24)]);
+    let cfg = config(&["miimon=100"]);
+    let engine = Bond::new("bond0", engine_options(&cfg.options).unwrap()).unwrap();
+    let dp = FakeDatapath { failing: vec!["attach"], ..FakeDatapath::default() };
+    let mut d = bare(&cfg, engine, dp, net);
+    let _ = d.engine.handle(now(), Input::Command(Command::Up));
+    let err = d.enslave("eth0").unwrap_err();
+    assert_eq!(format!("{err:#}"), "eth0: attach to the datapath: No buffer space available (os error 105)");
+    assert_eq!(parts(&mut d).0.active, None);
+}
+
 #[test]
 fn requests_get_typed_answers() {
     let mut d = daemon(&["miimon=100"], FakeDatapath::default(), host());
