@@ -7,7 +7,7 @@ mod netns;
 use std::time::Duration;
 
 use netns::remote::{STANZA, Session, longest, remote_host, same_as, snapshot, timed};
-use netns::{Cpu, Hooks, Wiring, begin, get, ifupdown, lab, rbond, wait, write};
+use netns::{Cpu, DatapathChoice, Hooks, Wiring, begin, get, ifupdown, lab, rbond, wait, write};
 
 #[test]
 fn a_live_eth0_becomes_a_bond_and_back_without_a_stall() {
@@ -113,18 +113,18 @@ fn converting_eth0_and_back_loses_no_datagram_on_the_subnet() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let record = probe.finish().unwrap();
-    let datapath = std::env::var("RBOND_DATAPATH").unwrap_or_default();
+    let datapath = netns::datapath();
     for (step, from, to) in windows {
         let w = record.window(from, to);
         eprintln!("across rbond {step} ({:?}): {w:?}", to - from);
         // cls_bpf hooks in through a clsact qdisc made on the live eth0; a reply arriving just
         // as it is made is lost now and then (one in half the runs, none with tcx).
-        let may_lose = u32::from(step == "up" && datapath == "kernel-tc");
+        let may_lose = u32::from(step == "up" && datapath == DatapathChoice::KernelTc);
         assert!(w.lost <= may_lose, "rbond {step} lost datagrams: {w:?}");
         // The userspace datapath's socket on eth0 and its hook on eth0's ingress come and go
         // some milliseconds apart; what arrives between reaches the host both ways, and bond0
         // is handed it rather than lose it.
-        if datapath == "userspace" {
+        if datapath == DatapathChoice::Userspace {
             assert!(w.duplicated <= w.sent / 2, "rbond {step}: {w:?}");
         } else {
             assert_eq!(w.duplicated, 0, "rbond {step}: {w:?}");
@@ -132,7 +132,7 @@ fn converting_eth0_and_back_loses_no_datagram_on_the_subnet() {
     }
     let whole = record.whole();
     assert!(whole.sent > 6000, "the probe ran: {whole:?}");
-    assert!(whole.lost <= u32::from(datapath == "kernel-tc"), "lost outside the steps: {whole:?}");
+    assert!(whole.lost <= u32::from(datapath == DatapathChoice::KernelTc), "lost outside the steps: {whole:?}");
 }
 
 /// The same conversion through the real ifup, which adds the stanza's address and gateway
@@ -198,7 +198,7 @@ fn a_converted_bond_survives_its_daemon_and_the_file_wins() {
     eprintln!("{} messages; longest round trip across the SIGKILL {k:?}", trips.len());
     // Without a process the userspace datapath forwards nothing: a segment arriving in the gap
     // may be lost and sent again (one TCP timeout). The kernel datapath forwards on.
-    let userspace = std::env::var("RBOND_DATAPATH").as_deref() == Ok("userspace");
+    let userspace = netns::datapath() == DatapathChoice::Userspace;
     let limit = Duration::from_millis(if userspace { 1000 } else { 100 });
     assert!(k < limit, "the SIGKILL stalled the session for {k:?}");
     same_as(&before, &snapshot(&net));

@@ -6,7 +6,7 @@ mod netns;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use netns::{Cpu, Lab, Wiring, begin, get, ip, lab, probe, rbond, settled, start, wait};
+use netns::{Cpu, DatapathChoice, Lab, Wiring, begin, get, ip, lab, probe, rbond, settled, start, wait};
 use rbond::control::Request;
 use rbond::lab::{BOND_IP, PEER_IP};
 
@@ -30,9 +30,9 @@ fn traffic_flows_and_bond_and_slaves_share_one_mac() {
     assert_eq!(get(&net, "mode"), "active-backup 1");
     assert_eq!(get(&net, "active_slave"), "eth0");
     // The suite runs once per datapath (scripts/test): make sure it runs the one it says.
-    let want = match std::env::var("RBOND_DATAPATH").as_deref() {
-        Ok("userspace") => "bond0: datapath: userspace",
-        Ok("kernel-tc") => "bond0: datapath: kernel (BPF redirects, cls_bpf on clsact)",
+    let want = match netns::datapath() {
+        DatapathChoice::Userspace => "bond0: datapath: userspace",
+        DatapathChoice::KernelTc => "bond0: datapath: kernel (BPF redirects, cls_bpf on clsact)",
         _ => "bond0: datapath: kernel (BPF redirects, tcx)",
     };
     assert!(net.log_lines().unwrap().iter().any(|l| l.starts_with(want)), "{want}");
@@ -526,9 +526,9 @@ fn restart_in_place_keeps_the_bond_and_its_traffic() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     eprintln!("10k pps across a restart in place: {p:?}");
     assert_eq!(p.duplicated, 0, "{p:?}");
-    match std::env::var("RBOND_DATAPATH").as_deref() {
+    match netns::datapath() {
         // Frames wait in the TAP and socket queues while the binary is replaced.
-        Ok("userspace") => assert!(p.lost <= 10, "{p:?}"),
+        DatapathChoice::Userspace => assert!(p.lost <= 10, "{p:?}"),
         _ => assert_eq!(p.lost, 0, "{p:?}"),
     }
     assert_eq!(report(&net), text, "the report carries on unchanged");

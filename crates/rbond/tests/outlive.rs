@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use netns::{Cpu, Lab, Rng, Wiring, begin, bin, get, lab, settled, slaves_state, wait};
+use netns::{Cpu, DatapathChoice, Lab, Rng, Wiring, begin, bin, get, lab, settled, slaves_state, wait};
 
 const GUIDE: &[&str] = &["mode=active-backup", "miimon=100", "primary=eth0"];
 
@@ -68,8 +68,8 @@ fn a_killed_daemon_loses_no_packet_and_is_adopted() {
     });
     let (new, took) = took.unwrap();
     eprintln!("SIGKILL at 2k pps: {p:?}, adopted in {took:?}");
-    match std::env::var("RBOND_DATAPATH").as_deref() {
-        Ok("userspace") => assert!(p.lost < 2000, "{p:?}"),
+    match netns::datapath() {
+        DatapathChoice::Userspace => assert!(p.lost < 2000, "{p:?}"),
         _ => assert_eq!(p.lost, 0, "{p:?}"),
     }
     assert_eq!(addressing(&net), addressing_before);
@@ -99,7 +99,7 @@ fn spread(mut v: Vec<Duration>) -> (Duration, Duration) {
 #[test]
 fn fifty_kills_at_random_moments_lose_nothing() {
     let Some(_turn) = begin(Cpu::Alone) else { return };
-    if std::env::var("RBOND_DATAPATH").as_deref() == Ok("userspace") {
+    if netns::datapath() == DatapathChoice::Userspace {
         return; // forwarding without a process is the kernel datapath's (see below for userspace)
     }
     let mut net = lab(Wiring::OneSwitch);

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+pub use rbond::daemon::DatapathChoice;
 pub use rbond::lab::probe::Window;
 pub use rbond::lab::{Lab, Wiring};
 
@@ -56,6 +57,13 @@ impl Rng {
 
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_rbond"))
+}
+
+/// The datapath this run of a suite asks for: scripts/test runs the daemon's suites once
+/// more with RBOND_DATAPATH set, which the daemon reads too; unset, the daemon chooses.
+pub fn datapath() -> DatapathChoice {
+    let asked = std::env::var("RBOND_DATAPATH").ok();
+    asked.and_then(|v| DatapathChoice::parse(&v).ok()).unwrap_or(DatapathChoice::Auto)
 }
 
 pub fn lab(wiring: Wiring) -> Lab {
