@@ -491,11 +491,78 @@ fn all_slaves_active_chooses_the_userspace_datapath() {
     // `auto` whatever the suite's pass asks for: the choice is the point here.
     net.start_supervised(netns::bin(), &["eth0", "eth1"], &opts, &["--datapath", "auto"]).unwrap();
     let lines = net.log_lines().unwrap();
-    let want = "bond0: datapath: userspace (TAP and packet sockets; all_slaves_active needs the userspace datapath)";
-    assert!(lines.iter().any(|l| l == want), "{lines:#?}");
+    let want = "bond0: datapath: userspace (TAP and packet sockets, ";
+    let why = " forwarding threads; all_slaves_active needs the userspace datapath)";
+    let why1 = " forwarding thread; all_slaves_active needs the userspace datapath)";
+    assert!(lines.iter().any(|l| l.starts_with(want) && (l.ends_with(why) || l.ends_with(why1))), "{lines:#?}");
     wait(&net, "an active slave", |l| !get(l, "active_slave").is_empty());
     let p = probe(&net, 200, Duration::from_millis(500), Duration::ZERO, || {});
     assert!(p.lost <= 1, "{p:?}");
+}
+
+/// The userspace datapath's forwarding threads' `/proc` status (as `ps -L` reads them), by
+/// lane: one field of each.
+fn lane_field(pid: u32, field: &str) -> Vec<String> {
+    let mut lanes: Vec<(u32, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| {
+            let dir = t.ok()?.path();
+            let lane =
+                std::fs::read_to_string(dir.join("comm")).ok()?.trim().strip_prefix("rbond-lane")?.parse().ok()?;
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            let value = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+            Some((lane, value.trim().to_string()))
+        })
+        .collect();
+    lanes.sort();
+    lanes.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Each forwarding thread's wake-ups so far (the times it went to wait).
+fn wakeups(pid: u32) -> Vec<u64> {
+    lane_field(pid, "voluntary_ctxt_switches").iter().map(|n| n.parse().unwrap()).collect()
+}
+
+/// On the userspace datapath a small frame's round trip stays on the CPU that sent it (its
+/// thread wakes no other CPU), and a large frame is copied by the next CPU's thread, beside
+/// its sender: 100 pings from each CPU, small then large, all answered, each waking the
+/// thread it should and (small ones) no other.
+#[test]
+fn the_userspace_datapath_forwards_a_small_round_trip_on_the_cpu_that_sent_it() {
+    if netns::datapath() != DatapathChoice::Userspace {
+        return; // the kernel datapath has no threads: the kernel forwards on the sender's CPU
+    }
+    let Some(_turn) = begin(Cpu::Alone) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    start(&mut net, GUIDE);
+    settled(&net);
+    let pid = net.daemon_pid().unwrap();
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(pid as i32)).unwrap();
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|c| allowed.is_set(*c).unwrap_or(false)).collect();
+    let pinned: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    assert_eq!(lane_field(pid, "Cpus_allowed_list"), pinned, "a thread on each CPU, in order");
+    let n = cpus.len();
+    let threads = if n == 1 { "1 forwarding thread".to_string() } else { format!("{n} forwarding threads") };
+    let logged = net.log_lines().unwrap();
+    assert!(logged.iter().any(|l| l.starts_with("bond0: datapath: userspace") && l.contains(&threads)), "{logged:#?}");
+    for (lane, cpu) in cpus.iter().enumerate() {
+        for (size, woken) in [("56", lane), ("1400", (lane + 1) % n)] {
+            let before = wakeups(pid);
+            let ns = net.host();
+            let ping = ["netns", "exec", &ns, "taskset", "-c", &cpu.to_string(), "ping", "-q", "-c", "100"];
+            let peer = PEER_IP.to_string();
+            let out =
+                std::process::Command::new("ip").args(ping).args(["-i", "0.01", "-s", size, &peer]).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("100 received"), "ping -s {size} from CPU {cpu}: {text}");
+            let woke: Vec<u64> = wakeups(pid).iter().zip(&before).map(|(a, b)| a - b).collect();
+            assert!(woke[woken] >= 90, "ping -s {size} from CPU {cpu}: wake-ups by thread {woke:?}");
+            if size == "56" {
+                let elsewhere: u64 = woke.iter().enumerate().filter(|(l, _)| *l != lane).map(|(_, w)| w).sum();
+                assert!(elsewhere <= 20, "ping from CPU {cpu} woke other CPUs' threads: {woke:?}");
+            }
+        }
+    }
 }
 
 /// `rbond restart` re-executes the daemon in place: the same PID carries on with the same

@@ -28,7 +28,7 @@ enum Token {
     Datapath(u32),
 }
 
-const BOND_SOURCE: u32 = 0;
+const LANES_SOURCE: u32 = 0;
 /// No interface has this index.
 const SENT_SOURCE: u32 = u32::MAX;
 
@@ -53,7 +53,7 @@ impl Token {
 
     fn of_source(s: Source) -> Token {
         match s {
-            Source::Bond => Token::Datapath(BOND_SOURCE),
+            Source::Lanes => Token::Datapath(LANES_SOURCE),
             Source::Slave(i) => Token::Datapath(i),
             Source::Sent => Token::Datapath(SENT_SOURCE),
         }
@@ -61,7 +61,7 @@ impl Token {
 
     fn source(i: u32) -> Source {
         match i {
-            BOND_SOURCE => Source::Bond,
+            LANES_SOURCE => Source::Lanes,
             SENT_SOURCE => Source::Sent,
             _ => Source::Slave(i),
         }

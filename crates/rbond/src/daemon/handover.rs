@@ -38,6 +38,8 @@ impl Daemon {
         let mut state = self.snapshot(None);
         state.generation += 1;
         state.history = self.log.history().cloned().collect();
+        // No frame may be in a forwarding thread's hands when this process image goes.
+        self.datapath.pause();
         let mut fds: Vec<(String, BorrowedFd<'_>)> = vec![("control".into(), self.io.control.listener())];
         fds.extend(self.state.lock_fd().map(|fd| ("lock".to_string(), fd)));
         fds.extend(self.datapath.handover());
@@ -46,6 +48,10 @@ impl Daemon {
             Err(e) => e,
         };
         Kept::take_back(&fds);
+        drop(fds);
+        if let Err(e) = self.datapath.resume() {
+            return err.context(format!("and forwarding could not resume: {e}"));
+        }
         if let Err(e) = self.save_state(None) {
             return err.context(format!("and the state file could not be put back: {e:#}"));
         }

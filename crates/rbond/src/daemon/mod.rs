@@ -330,6 +330,10 @@ impl Daemon {
 
     /// Runs until asked to stop, then restores every slave and removes bond0.
     pub fn run(mut self) -> anyhow::Result<()> {
+        if let Err(e) = self.datapath.resume() {
+            self.shutdown();
+            anyhow::bail!("{}: start forwarding: {e}", self.name);
+        }
         while self.life.stop.is_none() {
             self.turn();
             if std::mem::take(&mut self.life.restart) {

@@ -31,9 +31,25 @@ impl BondDevice {
         Ok(BondDevice { fd })
     }
 
-    /// A second descriptor of the same device (same queue, same carrier).
+    /// A second descriptor of the same queue.
     pub fn try_clone(&self) -> io::Result<BondDevice> {
         Ok(BondDevice { fd: self.fd.try_clone()? })
+    }
+
+    /// Whether the device has several queues (one made by an older rbond has one).
+    pub fn multi_queue(&self) -> io::Result<bool> {
+        Ok(tun::device(self.fd.as_fd())?.1)
+    }
+
+    /// Another queue of the same device, for another forwarding thread.
+    pub fn another_queue(&self) -> io::Result<BondDevice> {
+        let (name, _) = tun::device(self.fd.as_fd())?;
+        Self::configure(tun::attach_queue(&name, true)?)
+    }
+
+    /// Makes the socket-filter program `prog` choose the queue of each frame the host sends.
+    pub fn steer(&self, prog: BorrowedFd<'_>) -> io::Result<()> {
+        tun::set_steering(self.fd.as_fd(), prog)
     }
 
     pub fn set_carrier(&self, on: bool) -> io::Result<()> {

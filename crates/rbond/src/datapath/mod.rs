@@ -29,8 +29,8 @@ pub use slave_socket::Membership;
 /// Which descriptor became readable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// bond0's TAP (frames the host sends).
-    Bond,
+    /// The userspace datapath's forwarding threads (what they saw for the monitors).
+    Lanes,
     /// A slave's packet socket, by the slave's ifindex.
     Slave(u32),
     /// The watch on what leaves the active slave.
@@ -78,6 +78,15 @@ pub trait Datapath: std::any::Any {
     fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen));
     /// What a successor needs to carry on without a lost frame, by name.
     fn handover(&self) -> Vec<(String, BorrowedFd<'_>)>;
+    /// Stops forwarding in this process, with no frame in flight (a successor is about to
+    /// take the descriptors). The kernel datapath forwards with no process at all.
+    fn pause(&mut self) {}
+    /// Starts forwarding in this process: a datapath opens paused, so that until the daemon
+    /// has wired it (slaves in, the active one chosen) frames wait in their queues instead of
+    /// meeting a bond with no way out. Again after `pause`, when the successor did not start.
+    fn resume(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// Takes everything down for good (the bond stops): nothing is kept for a successor.
     fn remove(&mut self);
 }
@@ -101,4 +110,10 @@ pub fn open(
 /// The name a slave's descriptor of kind `what` (`socket`, `ingress`) is kept under.
 pub fn slave_fd_name(what: &str, ifindex: u32) -> String {
     format!("{what}-{ifindex}")
+}
+
+/// The name lane `lane`'s descriptor of what is kept as `name` is kept under: the first
+/// lane's is the one a single-threaded rbond kept, so either takes the other's over.
+pub fn lane_fd_name(name: &str, lane: usize) -> String {
+    if lane == 0 { name.to_string() } else { format!("{name}.{lane}") }
 }

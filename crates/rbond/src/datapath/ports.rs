@@ -1,4 +1,4 @@
-//! The slaves as both datapaths hold them: each slave's packet socket and its ingress hook,
+//! The slaves as both datapaths hold them: each slave's packet sockets and its ingress hook,
 //! and the watch on what leaves the active one. Taking a slave in differs (which program,
 //! which socket filter); keeping, using, handing over and letting go of it does not.
 
@@ -9,11 +9,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use super::hook::{Hook, Hooked, Hooks};
 use super::sent_watch::SentWatch;
 use super::slave_socket::{Membership, SlaveSocket};
-use super::{Seen, Source, slave_fd_name};
+use super::{Seen, Source, lane_fd_name, slave_fd_name};
 use crate::keep::Kept;
 
 pub struct Slave {
     pub sock: SlaveSocket,
+    /// The userspace datapath's other forwarding threads' sockets, by lane after the first.
+    lanes: Vec<SlaveSocket>,
     /// The datapath's program on its ingress.
     hooked: Hooked,
 }
@@ -25,16 +27,21 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// The slave's socket a predecessor left under its name, else a new one made by `open`.
-    pub fn socket(kept: &mut Kept, ifindex: u32, open: fn(u32) -> io::Result<SlaveSocket>) -> io::Result<SlaveSocket> {
-        match kept.take(&slave_fd_name("socket", ifindex)) {
+    /// The slave's socket a predecessor left under `name`, else a new one made by `open`.
+    pub fn socket(
+        kept: &mut Kept,
+        name: &str,
+        ifindex: u32,
+        open: fn(u32) -> io::Result<SlaveSocket>,
+    ) -> io::Result<SlaveSocket> {
+        match kept.take(name) {
             Some(fd) => Ok(SlaveSocket::from_fd(fd, ifindex)),
             None => open(ifindex),
         }
     }
 
-    pub fn insert(&mut self, ifindex: u32, sock: SlaveSocket, hooked: Hooked) {
-        self.slaves.insert(ifindex, Slave { sock, hooked });
+    pub fn insert(&mut self, ifindex: u32, sock: SlaveSocket, lanes: Vec<SlaveSocket>, hooked: Hooked) {
+        self.slaves.insert(ifindex, Slave { sock, lanes, hooked });
     }
 
     pub fn get(&self, ifindex: u32) -> Option<&Slave> {
@@ -80,7 +87,12 @@ impl Ports {
     /// Every slave's socket, then the watch.
     pub fn sources(&self) -> impl Iterator<Item = (Source, BorrowedFd<'_>)> {
         let slaves = self.slaves.iter().map(|(i, s)| (Source::Slave(*i), s.sock.as_fd()));
-        slaves.chain(self.sent.source())
+        slaves.chain(self.sent_source())
+    }
+
+    /// The watch on what leaves the active slave, while there is one.
+    pub fn sent_source(&self) -> Option<(Source, BorrowedFd<'_>)> {
+        self.sent.source()
     }
 
     /// Serves the watch when it is readable.
@@ -91,7 +103,9 @@ impl Ports {
     /// Each slave's socket and ingress link, by the names a successor takes them back under.
     pub fn handover<'a>(&'a self, fds: &mut Vec<(String, BorrowedFd<'a>)>) {
         for (i, s) in &self.slaves {
-            fds.push((slave_fd_name("socket", *i), s.sock.as_fd()));
+            let socket = slave_fd_name("socket", *i);
+            let lanes = std::iter::once(&s.sock).chain(&s.lanes).enumerate();
+            fds.extend(lanes.map(|(lane, sock)| (lane_fd_name(&socket, lane), sock.as_fd())));
             if let Hooked::Link(link) = &s.hooked {
                 fds.push((slave_fd_name("ingress", *i), link.as_fd()));
             }

@@ -41,6 +41,18 @@ impl SlaveSocket {
         packet::attach_filter(self.fd.as_fd(), &code)
     }
 
+    /// A second descriptor of the same socket.
+    pub fn try_clone(&self) -> io::Result<SlaveSocket> {
+        Ok(SlaveSocket { fd: self.fd.try_clone()?, ifindex: self.ifindex })
+    }
+
+    /// Shares the slave's frames with its other sockets that joined, each frame going to the
+    /// socket `prog` picks (the group is named by the slave's ifindex).
+    pub fn join_lanes(&self, prog: BorrowedFd<'_>) -> io::Result<()> {
+        packet::join_fanout(self.fd.as_fd(), self.ifindex as u16, prog)
+            .map_err(|e| io::Error::new(e.kind(), format!("join the packet fanout group {}: {e}", self.ifindex as u16)))
+    }
+
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         packet::send(self.fd.as_fd(), frame)
     }

@@ -18,6 +18,7 @@ const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
+const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const BPF_TCX_INGRESS: u32 = 46;
 pub const BPF_TCX_EGRESS: u32 = 47;
@@ -141,16 +142,26 @@ pub fn map_get(map: BorrowedFd<'_>, key: u32) -> io::Result<u32> {
     Ok(value)
 }
 
-/// Loads a traffic-control program. A verifier refusal comes back with the verifier's
-/// whole log, from a second attempt that asks for it.
+/// Loads a traffic-control program.
 pub fn load_tc_program(name: &str, insns: &[u64]) -> io::Result<OwnedFd> {
+    load_program(BPF_PROG_TYPE_SCHED_CLS, name, insns)
+}
+
+/// Loads a socket-filter program (what a TAP's queue steering runs).
+pub fn load_socket_program(name: &str, insns: &[u64]) -> io::Result<OwnedFd> {
+    load_program(BPF_PROG_TYPE_SOCKET_FILTER, name, insns)
+}
+
+/// Loads a program of `prog_type`. A verifier refusal comes back with the verifier's whole
+/// log, from a second attempt that asks for it.
+fn load_program(prog_type: u32, name: &str, insns: &[u64]) -> io::Result<OwnedFd> {
     static LICENSE: &[u8] = b"GPL\0";
     let mut prog_name = [0u8; 16];
     for (d, s) in prog_name.iter_mut().take(15).zip(name.bytes()) {
         *d = s;
     }
     let mut attr = ProgLoad {
-        prog_type: BPF_PROG_TYPE_SCHED_CLS,
+        prog_type,
         insn_cnt: u32::try_from(insns.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
         insns: insns.as_ptr() as u64,
         license: LICENSE.as_ptr() as u64,

@@ -7,6 +7,7 @@
 use std::io;
 
 pub mod bpf;
+pub mod cpu;
 pub mod ethtool;
 pub mod packet;
 pub mod process;

@@ -111,7 +111,7 @@ impl Datapath for KernelDatapath {
 
     fn attach(&mut self, port: &Port) -> io::Result<()> {
         let i = port.ifindex;
-        let sock = Ports::socket(&mut self.kept, i, |i| {
+        let sock = Ports::socket(&mut self.kept, &slave_fd_name("socket", i), i, |i| {
             let sock = SlaveSocket::open(i)?;
             sock.monitor_only()?;
             Ok(sock)
@@ -119,7 +119,7 @@ impl Datapath for KernelDatapath {
         let pin = slave_fd_name("ingress", i);
         let hooked =
             self.hooks.hook(&mut self.kept, &pin, "rbond_slave_in", self.slave_prog.as_fd(), i, Hook::Ingress)?;
-        self.ports.insert(i, sock, hooked);
+        self.ports.insert(i, sock, Vec::new(), hooked);
         Ok(())
     }
 
@@ -148,7 +148,7 @@ impl Datapath for KernelDatapath {
         let ifindex = match source {
             Source::Slave(i) => i,
             Source::Sent => return self.ports.drain_sent(seen),
-            Source::Bond => return,
+            Source::Lanes => return,
         };
         let Some(s) = self.ports.get(ifindex) else { return };
         // Only monitor frames pass the socket's filter; a handful per interval.

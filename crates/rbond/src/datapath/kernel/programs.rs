@@ -1,14 +1,18 @@
-//! The kernel datapath's two programs, written in BPF instructions with named jump targets
-//! (no compiler is needed at build or run time). Both read one array map: [0] is bond0's
-//! ifindex, [1] the active slave's (0 for none).
+//! The datapaths' BPF programs, written in BPF instructions with named jump targets (no
+//! compiler is needed at build or run time). The kernel datapath's two read one array map:
+//! [0] is bond0's ifindex, [1] the active slave's (0 for none).
 
 use std::collections::HashMap;
 
 pub const KEY_BOND: i32 = 0;
 pub const KEY_ACTIVE: i32 = 1;
+const SKB_LEN: i16 = 0; // offsetof(struct __sk_buff, len)
 const SKB_IFINDEX: i16 = 40; // offsetof(struct __sk_buff, ifindex)
+/// Bytes up to which a frame counts as small (an acknowledgement, a ping, a request).
+const SMALL_FRAME: i32 = 1024;
 const HELPER_MAP_LOOKUP: i32 = 1;
 const HELPER_REDIRECT: i32 = 23;
+const HELPER_SMP_PROCESSOR_ID: i32 = 8;
 const BPF_F_INGRESS: i32 = 1;
 const TC_ACT_SHOT: i32 = 2;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
@@ -81,6 +85,10 @@ impl Asm {
     fn jeq_imm(&mut self, dst: Reg, imm: i32, target: &'static str) -> &mut Asm {
         self.jump(0x15, dst, Reg::R0, imm, target)
     }
+    /// `if dst <= imm goto target` (unsigned)
+    fn jle_imm(&mut self, dst: Reg, imm: i32, target: &'static str) -> &mut Asm {
+        self.jump(0xb5, dst, Reg::R0, imm, target)
+    }
     /// `if dst != src goto target`
     fn jne(&mut self, dst: Reg, src: Reg, target: &'static str) -> &mut Asm {
         self.jump(0x5d, dst, src, 0, target)
@@ -149,6 +157,23 @@ pub fn drop_all() -> Vec<u64> {
     a.finish()
 }
 
+/// Which forwarding thread takes a frame on the userspace datapath: bond0's queue steering
+/// and each slave's fanout group both run it, modulo their number of threads, one per CPU.
+/// A small frame stays on the CPU handling it, whose thread then wakes whoever waits for it
+/// on that CPU (a reply, an acknowledgement). A large one goes to the next CPU's thread, so
+/// that copying a stream runs beside its sender instead of after it on the same CPU. A flow
+/// mixing both sizes may have a small frame overtake a large one; TCP takes that in its stride.
+pub fn lane_of_frame() -> Vec<u64> {
+    let mut a = Asm::default();
+    a.load_u32(Reg::R7, Reg::R1, SKB_LEN)
+        .call(HELPER_SMP_PROCESSOR_ID)
+        .jle_imm(Reg::R7, SMALL_FRAME, "here")
+        .add_imm(Reg::R0, 1)
+        .label("here")
+        .exit();
+    a.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +206,10 @@ mod tests {
         assert_eq!(slave_in(3).len(), 23);
         assert_eq!(bond_out(3).len(), 14);
         assert_eq!(drop_all(), [insn(0xb7, 0, 0, 0, 2), insn(0x95, 0, 0, 0, 0)]);
+        let lane = lane_of_frame();
+        assert_eq!(lane.len(), 5);
+        // A small frame skips the increment and leaves with the CPU's number.
+        assert_eq!(lane[2], insn(0xb5, 7, 0, 1, SMALL_FRAME));
+        assert_eq!(lane[4], insn(0x95, 0, 0, 0, 0));
     }
 }

@@ -11,34 +11,35 @@ use super::hook::{AttachMode, Hook, Hooks};
 use super::kernel::programs;
 use super::ports::Ports;
 use super::slave_socket::{Membership, SlaveSocket};
-use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
+use super::{Datapath, Kind, Port, Seen, Source, lane_fd_name, slave_fd_name};
 use crate::keep::Kept;
-use crate::net::frames::{self, VNET_HDR_LEN};
-use crate::sys::bpf;
+use crate::sys::{bpf, cpu};
 
 pub mod batch;
+pub mod lanes;
 
 use batch::{Batch, SLOTS};
+use lanes::{Lanes, pump, pump_bond};
 
-/// Batches moved per descriptor per wake-up (64 frames), so one busy link cannot starve
-/// the rest.
-const PER_WAKEUP: usize = 64 / SLOTS;
 /// Batches moved from a descriptor about to close: all it holds (8,192 frames, more than a
 /// 4 MiB socket buffer keeps of the smallest), yet bounded, so that a flood still arriving
 /// cannot hold the daemon there.
 const ALL: usize = 8192 / SLOTS;
+/// Lanes at most, however many CPUs: each holds a megabyte of buffers.
+const MAX_LANES: usize = 64;
 
 pub struct UserspaceDatapath {
-    /// bond0's TAP: its frames and its carrier.
-    tap: BondDevice,
+    /// bond0's queues, by lane: the first is the one the daemon opened bond0 with.
+    taps: Vec<BondDevice>,
+    lanes: Lanes,
     drop_prog: OwnedFd,
+    /// Which lane takes a frame, in bond0's queue steering and each slave's fanout group.
+    lane_prog: OwnedFd,
     hooks: Hooks,
-    /// The slaves, the drop program on each one's ingress.
+    /// The slaves (each one's sockets, by lane), the drop program on each one's ingress.
     ports: Ports,
-    active: Option<u32>,
-    /// `all_slaves_active`: backups' frames reach bond0 too.
-    deliver_backups: bool,
     kept: Kept,
+    /// For draining a slave that leaves.
     batch: Batch,
 }
 
@@ -57,43 +58,63 @@ impl UserspaceDatapath {
                 prog
             }
         };
+        let lane_prog = bpf::load_socket_program("rbond_lanes", &programs::lane_of_frame())?;
+        let taps = queues(tap, &mut kept, lane_prog.as_fd())?;
+        let lanes = Lanes::open(taps.iter().map(BondDevice::try_clone).collect::<io::Result<_>>()?, deliver_backups)?;
         Ok(UserspaceDatapath {
-            tap,
+            taps,
+            lanes,
             drop_prog,
+            lane_prog,
             hooks: Hooks::new(mode)?,
             ports: Ports::default(),
-            active: None,
-            deliver_backups,
             kept,
             batch: Batch::default(),
         })
     }
 
-    /// bond0 → the active slave, up to `batches` batches. With no active slave frames are
-    /// dropped.
-    fn pump_bond(&mut self, batches: usize) {
-        let out = self.active.and_then(|a| self.ports.get(a));
-        for _ in 0..batches {
-            self.batch.clear();
-            while !self.batch.is_full() {
-                let Ok(Some(n)) = self.tap.read(self.batch.slot()) else { break };
-                self.batch.commit(n);
-            }
-            if let Some(s) = out.filter(|_| !self.batch.is_empty()) {
-                let _ = self.batch.send(s.sock.as_fd());
-            }
-            if !self.batch.is_full() {
-                break; // the TAP is drained
+    /// A slave's sockets for the lanes after the first (whose socket is `first`): those a
+    /// predecessor left, else new ones, all sharing the slave's frames with `first` by CPU.
+    /// Sockets a predecessor with more lanes left are closed: they would take a share.
+    fn lane_sockets(&mut self, first: &SlaveSocket) -> io::Result<Vec<SlaveSocket>> {
+        let i = first.ifindex();
+        let name = |lane| lane_fd_name(&slave_fd_name("socket", i), lane);
+        let lanes = self.lanes.count();
+        let mut socks = Vec::new();
+        if lanes > 1 {
+            first.join_lanes(self.lane_prog.as_fd())?;
+            for lane in 1..lanes {
+                let sock = Ports::socket(&mut self.kept, &name(lane), i, SlaveSocket::open)?;
+                sock.join_lanes(self.lane_prog.as_fd())?;
+                socks.push(sock);
             }
         }
+        (lanes..).map_while(|lane| self.kept.take(&name(lane))).for_each(drop);
+        Ok(socks)
     }
+}
 
-    /// A slave → bond0 if it is the active one; the monitors hear about every frame.
-    fn pump_slave(&mut self, ifindex: u32, seen: &mut dyn FnMut(u32, Seen)) {
-        let Some(s) = self.ports.get(ifindex) else { return };
-        let deliver = self.deliver_backups || self.active == Some(ifindex);
-        pump(&mut self.batch, &self.tap, &s.sock, deliver, PER_WAKEUP, seen);
+/// bond0's queues: `first`, then one more for each other CPU we may use (those a
+/// predecessor left, else new ones), each frame the host sends steered to a queue by
+/// `lane_prog`. A device made by an older rbond has one queue only, and gets one lane.
+fn queues(first: BondDevice, kept: &mut Kept, lane_prog: BorrowedFd<'_>) -> io::Result<Vec<BondDevice>> {
+    let name = |lane| lane_fd_name("tap", lane);
+    let want = if first.multi_queue()? { cpu::allowed()?.len().clamp(1, MAX_LANES) } else { 1 };
+    let mut taps = vec![first];
+    for lane in 1..want {
+        taps.push(match kept.take(&name(lane)) {
+            Some(fd) => BondDevice::from_fd(fd)?,
+            None => taps[0].another_queue()?,
+        });
     }
+    // A queue no lane reads would hold every frame steered to it.
+    (want..).map_while(|lane| kept.take(&name(lane))).for_each(drop);
+    if want > 1 {
+        // Without steering (before Linux 4.16) the kernel spreads flows over the queues by
+        // hash: every frame is still read, only not always on the right CPU.
+        let _ = taps[0].steer(lane_prog);
+    }
+    Ok(taps)
 }
 
 impl Datapath for UserspaceDatapath {
@@ -102,7 +123,10 @@ impl Datapath for UserspaceDatapath {
     }
 
     fn describe(&self) -> String {
-        "userspace (TAP and packet sockets)".into()
+        match self.lanes.count() {
+            1 => "userspace (TAP and packet sockets, 1 forwarding thread)".into(),
+            n => format!("userspace (TAP and packet sockets, {n} forwarding threads)"),
+        }
     }
 
     fn attach_mode(&self) -> AttachMode {
@@ -110,12 +134,15 @@ impl Datapath for UserspaceDatapath {
     }
 
     fn set_carrier(&mut self, up: bool) -> io::Result<()> {
-        self.tap.set_carrier(up)
+        self.taps[0].set_carrier(up)
     }
 
     fn attach(&mut self, port: &Port) -> io::Result<()> {
         let i = port.ifindex;
-        let sock = Ports::socket(&mut self.kept, i, SlaveSocket::open)?;
+        let sock = Ports::socket(&mut self.kept, &slave_fd_name("socket", i), i, SlaveSocket::open)?;
+        let more = self.lane_sockets(&sock)?;
+        let lanes: Vec<SlaveSocket> =
+            std::iter::once(&sock).chain(&more).map(SlaveSocket::try_clone).collect::<io::Result<_>>()?;
         let pin = slave_fd_name("ingress", i);
         let prog = self.drop_prog.as_fd();
         let hooked = match self.hooks.hook(&mut self.kept, &pin, "rbond_drop", prog, i, Hook::Ingress) {
@@ -126,28 +153,34 @@ impl Datapath for UserspaceDatapath {
             }
             other => other?,
         };
-        self.ports.insert(i, sock, hooked);
-        Ok(())
+        self.ports.insert(i, sock, more, hooked);
+        let mut wiring = self.lanes.wiring();
+        wiring.slaves.insert(i, lanes);
+        self.lanes.watch(i, &wiring.slaves[&i])
     }
 
     fn detach(&mut self, ifindex: u32) {
-        // Frames taken off the wire until the hook is off wait in the socket: a slave still
-        // active (a converted one handing the host back) delivers them before it closes. And
+        let mut wiring = self.lanes.wiring();
+        // Frames taken off the wire until the hook is off wait in the sockets: a slave still
+        // active (a converted one handing the host back) delivers them before they close. And
         // what the host handed bond0 while it was busy giving the host back goes out first.
-        let deliver = self.active == Some(ifindex);
+        let deliver = wiring.active == Some(ifindex);
+        let socks = wiring.slaves.remove(&ifindex).unwrap_or_default();
+        self.lanes.unwatch(&socks);
         if deliver {
-            self.pump_bond(ALL);
+            for tap in &self.taps {
+                pump_bond(&mut self.batch, tap, socks.first(), ALL);
+            }
+            wiring.active = None;
         }
-        if let Some(sock) = self.ports.detach(&mut self.hooks, &self.kept, ifindex) {
-            pump(&mut self.batch, &self.tap, &sock, deliver, ALL, &mut |_, _| {});
-        }
-        if self.active == Some(ifindex) {
-            self.active = None;
+        drop(self.ports.detach(&mut self.hooks, &self.kept, ifindex));
+        for sock in &socks {
+            pump(&mut self.batch, &self.taps[0], sock, deliver, ALL, &mut |_, _| {});
         }
     }
 
     fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()> {
-        self.active = ifindex;
+        self.lanes.wiring().active = ifindex;
         self.ports.follow(ifindex)
     }
 
@@ -160,59 +193,41 @@ impl Datapath for UserspaceDatapath {
     }
 
     fn sources(&self) -> Vec<(Source, BorrowedFd<'_>)> {
-        std::iter::once((Source::Bond, self.tap.as_fd())).chain(self.ports.sources()).collect()
+        std::iter::once((Source::Lanes, self.lanes.told())).chain(self.ports.sent_source()).collect()
     }
 
     fn on_readable(&mut self, source: Source, seen: &mut dyn FnMut(u32, Seen)) {
         match source {
-            Source::Bond => {
-                self.pump_bond(PER_WAKEUP);
-                // Replies and acknowledgements to what just went out are often in by now
-                // (always on a veth, whose peer answers within the send): read them in
-                // this wake-up rather than after another wait.
-                if let Some(active) = self.active {
-                    self.pump_slave(active, seen);
-                }
-            }
-            Source::Slave(i) => self.pump_slave(i, seen),
+            Source::Lanes => self.lanes.hear(seen),
             Source::Sent => self.ports.drain_sent(seen),
+            // The lanes read the slaves' sockets.
+            Source::Slave(_) => {}
         }
     }
 
+    fn pause(&mut self) {
+        self.lanes.pause();
+    }
+
+    fn resume(&mut self) -> io::Result<()> {
+        self.lanes.resume()
+    }
+
     fn handover(&self) -> Vec<(String, BorrowedFd<'_>)> {
-        let mut fds = vec![("tap".to_string(), self.tap.as_fd())];
+        let taps = self.taps.iter().enumerate().map(|(lane, tap)| (lane_fd_name("tap", lane), tap.as_fd()));
+        let mut fds = taps.collect();
         self.ports.handover(&mut fds);
         fds
     }
 
     fn remove(&mut self) {
+        let mut wiring = self.lanes.wiring();
+        wiring.active = None;
+        for socks in std::mem::take(&mut wiring.slaves).values() {
+            self.lanes.unwatch(socks);
+        }
+        drop(wiring);
         self.ports.detach_all(&mut self.hooks, &self.kept);
         self.kept.forget_all();
-        self.active = None;
-    }
-}
-
-/// Frames from a slave's socket to bond0 (when `deliver`), up to `batches` batches; the
-/// monitors hear about every frame.
-fn pump(
-    batch: &mut Batch,
-    tap: &BondDevice,
-    sock: &SlaveSocket,
-    deliver: bool,
-    batches: usize,
-    seen: &mut dyn FnMut(u32, Seen),
-) {
-    for _ in 0..batches {
-        let Ok(n) = batch.receive(sock.as_fd()) else { break };
-        for frame in batch.frames() {
-            let what = frames::inspect(frame.get(VNET_HDR_LEN..).unwrap_or_default());
-            if deliver && what != Seen::Malformed {
-                let _ = tap.write(frame);
-            }
-            seen(sock.ifindex(), what);
-        }
-        if n < SLOTS {
-            break; // the socket is drained
-        }
     }
 }
