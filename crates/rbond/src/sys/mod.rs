@@ -23,6 +23,20 @@ pub fn epoll_forget(epoll: std::os::fd::BorrowedFd<'_>, fd: std::os::fd::RawFd) 
     let _ = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
 }
 
+/// Gives the memory pages wholly inside `buf` back to the kernel: the process's resident
+/// size shrinks, and the bytes read as zeros when next touched.
+pub fn release_pages(buf: &mut [u8]) {
+    let page = 4096;
+    let start = (buf.as_mut_ptr() as usize).next_multiple_of(page);
+    let end = (buf.as_mut_ptr() as usize + buf.len()) / page * page;
+    if end > start {
+        // SAFETY: [start, end) lies inside `buf`, which we hold exclusively, so no other data
+        // shares those pages; MADV_DONTNEED makes private anonymous pages read as zeros,
+        // a valid value for bytes. A failure changes nothing.
+        let _ = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+}
+
 /// A C return value where a negative number means "see errno".
 fn cvt(rc: libc::c_long) -> io::Result<libc::c_long> {
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }

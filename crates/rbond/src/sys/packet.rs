@@ -166,20 +166,33 @@ fn headers<const N: usize>(iovs: &mut [libc::iovec; N]) -> [libc::mmsghdr; N] {
     })
 }
 
-/// Receives up to `N` frames with one recvmmsg, each into its buffer; returns how many came
-/// and sets their lengths.
+/// One iovec per `room`-byte slot of `mem` (at most `N`), each `len(slot)` long; the rest
+/// empty. Returns them with how many there are.
+fn slots<const N: usize>(mem: &mut [u8], room: usize, len: impl Fn(usize) -> usize) -> ([libc::iovec; N], usize) {
+    let mut iovs = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; N];
+    let mut count = 0;
+    for (i, (iov, slot)) in iovs.iter_mut().zip(mem.chunks_exact_mut(room.max(1))).enumerate() {
+        iov.iov_base = slot.as_mut_ptr().cast();
+        iov.iov_len = len(i).min(slot.len());
+        count += 1;
+    }
+    (iovs, count)
+}
+
+/// Receives up to `N` frames with one recvmmsg, each into its `room`-byte slot of `mem`;
+/// returns how many came and sets their lengths.
 pub fn receive_batch<const N: usize>(
     fd: BorrowedFd<'_>,
-    bufs: &mut [Box<[u8]>; N],
+    mem: &mut [u8],
+    room: usize,
     lens: &mut [usize; N],
 ) -> io::Result<usize> {
-    let mut iovs: [libc::iovec; N] =
-        std::array::from_fn(|i| libc::iovec { iov_base: bufs[i].as_mut_ptr().cast(), iov_len: bufs[i].len() });
+    let (mut iovs, count) = slots::<N>(mem, room, |_| room);
     let mut msgs = headers(&mut iovs);
-    // SAFETY: every header points at one iovec describing one of `bufs`, all of which outlive
-    // the call; the kernel writes at most each buffer's length and fills msg_len.
+    // SAFETY: the first `count` headers each point at one iovec describing one slot of `mem`,
+    // which outlives the call; the kernel writes at most each slot's length and fills msg_len.
     let n = unsafe {
-        libc::recvmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), N as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        libc::recvmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), count as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
     };
     let n = nonblocking(n as isize)?.unwrap_or(0);
     for (len, m) in lens.iter_mut().zip(&msgs).take(n) {
@@ -188,22 +201,21 @@ pub fn receive_batch<const N: usize>(
     Ok(n)
 }
 
-/// Sends the first `count` frames with one sendmmsg. Frames the socket has no room for are
-/// dropped, as a NIC with a full queue drops them.
+/// Sends the first `count` frames, each `lens[i]` bytes at the start of its `room`-byte slot
+/// of `mem`, with one sendmmsg. Frames the socket has no room for are dropped, as a NIC with
+/// a full queue drops them.
 pub fn send_batch<const N: usize>(
     fd: BorrowedFd<'_>,
-    bufs: &mut [Box<[u8]>; N],
+    mem: &mut [u8],
+    room: usize,
     lens: &[usize; N],
     count: usize,
 ) -> io::Result<()> {
-    let mut iovs: [libc::iovec; N] = std::array::from_fn(|i| libc::iovec {
-        iov_base: bufs[i].as_mut_ptr().cast(),
-        iov_len: lens[i].min(bufs[i].len()),
-    });
+    let (mut iovs, slots) = slots::<N>(mem, room, |i| lens[i]);
     let mut msgs = headers(&mut iovs);
-    let count = count.min(N) as u32;
-    // SAFETY: every header points at one iovec describing the filled part of one of `bufs`,
-    // all of which outlive the call; sendmmsg only reads them.
+    let count = count.min(slots) as u32;
+    // SAFETY: the first `count` headers each point at one iovec describing the filled part of
+    // one slot of `mem`, which outlives the call; sendmmsg only reads them.
     let n = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), count, libc::MSG_DONTWAIT) };
     nonblocking(n as isize).map(drop)
 }

@@ -36,6 +36,8 @@ const STOP: u64 = u32::MAX as u64;
 /// Traffic on the active slave tells the monitors only that it receives: once per this is
 /// as often as the daemon notes it.
 const NOTE_EVERY: Duration = Duration::from_millis(10);
+/// A lane idle this many milliseconds gives its buffers' memory back.
+const IDLE_MS: u16 = 1000;
 
 /// What the lanes read, changed only by the control side.
 pub struct Wiring {
@@ -174,12 +176,19 @@ fn run(lane: usize, shared: &Shared, poll: &Epoll) {
     let mut batch = Batch::default();
     let mut events = [EpollEvent::empty(); 8];
     let mut heard = Heard::default();
+    let mut timeout = EpollTimeout::NONE;
     loop {
-        let n = match poll.wait(&mut events, EpollTimeout::NONE) {
+        let n = match poll.wait(&mut events, timeout) {
+            Ok(0) => {
+                batch.release();
+                timeout = EpollTimeout::NONE;
+                continue;
+            }
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
             Err(_) => return,
         };
+        timeout = EpollTimeout::from(IDLE_MS);
         let wiring = shared.wiring.read().unwrap_or_else(PoisonError::into_inner);
         let active = wiring.active;
         let hear = &mut |slave, what| heard.hear(active, slave, what);

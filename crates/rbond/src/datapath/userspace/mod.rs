@@ -1,7 +1,9 @@
-//! The userspace datapath: the daemon copies frames between bond0's TAP and the active slave's
-//! packet socket, a batch per system call, virtio-net headers and all (so offloaded
-//! checksums and 64 KiB GSO frames cross unchanged). A BPF program on each slave's ingress
-//! keeps the host stack from also taking the slave's frames; packet sockets see them first.
+//! The userspace datapath: the daemon's forwarding threads (one per CPU, in `lanes`) copy
+//! frames between bond0's TAP and the active slave's packet sockets, a batch per system
+//! call, virtio-net headers and all (so offloaded checksums and 64 KiB GSO frames cross
+//! unchanged). A BPF program on each slave's ingress keeps the host stack from also taking
+//! the slave's frames; packet sockets see them first. The daemon's own thread changes what
+//! the lanes read (slaves, the active one) and drains a slave that leaves.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -74,7 +76,7 @@ impl UserspaceDatapath {
     }
 
     /// A slave's sockets for the lanes after the first (whose socket is `first`): those a
-    /// predecessor left, else new ones, all sharing the slave's frames with `first` by CPU.
+    /// predecessor left, else new ones, each frame reaching the one the lane program picks.
     /// Sockets a predecessor with more lanes left are closed: they would take a share.
     fn lane_sockets(&mut self, first: &SlaveSocket) -> io::Result<Vec<SlaveSocket>> {
         let i = first.ifindex();
@@ -177,6 +179,7 @@ impl Datapath for UserspaceDatapath {
         for sock in &socks {
             pump(&mut self.batch, &self.taps[0], sock, deliver, ALL, &mut |_, _| {});
         }
+        self.batch.release();
     }
 
     fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()> {
