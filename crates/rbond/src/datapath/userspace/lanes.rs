@@ -129,11 +129,6 @@ impl Lanes {
         self.shared.wiring.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// bond0's queues, by lane.
-    pub fn taps(&self) -> &[BondDevice] {
-        &self.shared.taps
-    }
-
     /// Lanes start reading a slave's sockets, one each (a slave with fewer is read by the
     /// first lanes only). Its sockets must be in the wiring first.
     pub fn watch(&self, ifindex: u32, socks: &[SlaveSocket]) -> io::Result<()> {
