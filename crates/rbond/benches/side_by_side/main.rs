@@ -258,12 +258,9 @@ fn profile(lab: &Lab, host: &Side) -> Option<String> {
             .collect()
     };
     let (gbps, _) = traffic;
-    // The daemon's threads: its own and the userspace datapath's forwarding threads.
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let comms: Vec<String> =
-        std::iter::once("rbond".into()).chain((0..cpus).map(|l| format!("rbond-lane{l}"))).collect();
-    let comms = comms.join(",");
-    let daemon = ["--comms", &comms, "--percentage", "relative", "--sort", "sym"];
+    // Every thread of the daemon: its own and the userspace datapath's forwarding threads.
+    let pid = host.pid?.to_string();
+    let daemon = ["--pid", &pid, "--percentage", "relative", "--sort", "sym"];
     Some(format!(
         "One stream out at {gbps:.2} Gbit/s. CPU by command, as shares of all samples (both CPUs \
          together are 100 %):\n\n{}\nThe daemon's time by function, own time only:\n\n{}\nThe \

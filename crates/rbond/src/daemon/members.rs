@@ -1,9 +1,6 @@
 //! Slaves joining and leaving: what the host must look like before the engine hears of a
 //! slave, how each step is undone when a later one fails, and what a slave's interface
 //! events mean.
-
-use std::time::Duration;
-
 use anyhow::bail;
 use rbond_core::{Input, Instant, Level, LinkInfo, Mac, SlaveId, SlaveSpec};
 use serde::{Deserialize, Serialize};
@@ -11,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::logger::Logger;
 use super::state::SavedSlave;
 use super::{Daemon, now};
-use crate::datapath::{Membership, Port, Seen};
+use crate::datapath::{Membership, Port, RX_NOTE_EVERY, Seen};
 use crate::net::frames;
 use crate::net::link::{Change, Link};
 use crate::net::watch::LinkEvent;
@@ -45,10 +42,6 @@ pub(super) fn put_back(net: &mut dyn Netdev, log: &mut Logger, saved: &SavedSlav
         log.note(Level::Warning, e);
     }
 }
-
-/// How often the engine hears of ordinary traffic on a slave: enough for the ARP monitor's
-/// "heard something lately", without an input per frame.
-const RX_NOTE_EVERY: Duration = Duration::from_millis(10);
 
 impl Daemon {
     pub(super) fn member(&self, id: SlaveId) -> Option<&Member> {

@@ -26,6 +26,11 @@ use crate::keep::Kept;
 pub use crate::net::frames::Seen;
 pub use slave_socket::Membership;
 
+/// How often the engine hears of ordinary traffic on a slave: enough for the ARP monitor's
+/// "heard something lately", without an input per frame. The userspace datapath's threads
+/// report no more often, the daemon notes no more often.
+pub const RX_NOTE_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Which descriptor became readable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {

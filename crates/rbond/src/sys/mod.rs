@@ -26,7 +26,8 @@ pub fn epoll_forget(epoll: std::os::fd::BorrowedFd<'_>, fd: std::os::fd::RawFd) 
 /// Gives the memory pages wholly inside `buf` back to the kernel: the process's resident
 /// size shrinks, and the bytes read as zeros when next touched.
 pub fn release_pages(buf: &mut [u8]) {
-    let page = 4096;
+    // SAFETY: sysconf takes an integer and reads no memory.
+    let Ok(page) = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }) else { return };
     let start = (buf.as_mut_ptr() as usize).next_multiple_of(page);
     let end = (buf.as_mut_ptr() as usize + buf.len()) / page * page;
     if end > start {

@@ -35,7 +35,8 @@ pub fn attach(name: &str) -> io::Result<OwnedFd> {
     }
 }
 
-/// One more queue of the TAP `name`, which must have several.
+/// A descriptor attached to the TAP `name`; with `multi_queue`, one more queue of a device
+/// that has several (or is created with them).
 pub fn attach_queue(name: &str, multi_queue: bool) -> io::Result<OwnedFd> {
     let file = OpenOptions::new()
         .read(true)

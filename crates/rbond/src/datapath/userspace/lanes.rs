@@ -14,16 +14,16 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockWriteGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::batch::{Batch, SLOTS};
-use crate::datapath::Seen;
 use crate::datapath::bond_device::BondDevice;
 use crate::datapath::slave_socket::SlaveSocket;
+use crate::datapath::{RX_NOTE_EVERY, Seen};
 use crate::net::frames::{self, VNET_HDR_LEN};
 use crate::sys::cpu;
 
@@ -33,9 +33,6 @@ pub const PER_WAKEUP: usize = 64 / SLOTS;
 /// Epoll tokens besides slaves' ifindexes (no interface has index 0, or all ones).
 const TAP: u64 = 0;
 const STOP: u64 = u32::MAX as u64;
-/// Traffic on the active slave tells the monitors only that it receives: once per this is
-/// as often as the daemon notes it.
-const NOTE_EVERY: Duration = Duration::from_millis(10);
 /// A lane idle this many milliseconds gives its buffers' memory back.
 const IDLE_MS: u16 = 1000;
 
@@ -69,10 +66,9 @@ pub struct Lanes {
 }
 
 impl Lanes {
-    /// As many lanes as `taps` (bond0's queues), each on one of the CPUs we may use when there
+    /// As many lanes as `taps` (bond0's queues), each on one of the `allowed` CPUs when there
     /// are as many; not started.
-    pub fn open(taps: Vec<BondDevice>, deliver_backups: bool) -> io::Result<Lanes> {
-        let allowed = cpu::allowed()?;
+    pub fn open(taps: Vec<BondDevice>, allowed: &[usize], deliver_backups: bool) -> io::Result<Lanes> {
         let pinned = allowed.len() == taps.len();
         let cpus = (0..taps.len()).map(|l| allowed.get(l).copied().filter(|_| pinned)).collect();
         let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
@@ -225,7 +221,8 @@ impl Heard {
     fn hear(&mut self, active: Option<u32>, slave: u32, what: Seen) {
         if matches!(what, Seen::Other { .. }) && active == Some(slave) {
             let now = Instant::now();
-            if self.noted.is_some_and(|t| now.duration_since(t) < NOTE_EVERY) {
+            // Traffic on the active slave tells the monitors only that it receives.
+            if self.noted.is_some_and(|t| now.duration_since(t) < RX_NOTE_EVERY) {
                 return;
             }
             self.noted = Some(now);

@@ -61,8 +61,10 @@ impl UserspaceDatapath {
             }
         };
         let lane_prog = bpf::load_socket_program("rbond_lanes", &programs::lane_of_frame())?;
-        let taps = queues(tap, &mut kept, lane_prog.as_fd())?;
-        let lanes = Lanes::open(taps.iter().map(BondDevice::try_clone).collect::<io::Result<_>>()?, deliver_backups)?;
+        let cpus = cpu::allowed()?;
+        let taps = queues(tap, &mut kept, lane_prog.as_fd(), cpus.len())?;
+        let lanes =
+            Lanes::open(taps.iter().map(BondDevice::try_clone).collect::<io::Result<_>>()?, &cpus, deliver_backups)?;
         Ok(UserspaceDatapath {
             taps,
             lanes,
@@ -96,12 +98,12 @@ impl UserspaceDatapath {
     }
 }
 
-/// bond0's queues: `first`, then one more for each other CPU we may use (those a
-/// predecessor left, else new ones), each frame the host sends steered to a queue by
+/// bond0's queues: `first`, then one more for each other of the `cpus` CPUs we may use
+/// (those a predecessor left, else new ones), each frame the host sends steered to a queue by
 /// `lane_prog`. A device made by an older rbond has one queue only, and gets one lane.
-fn queues(first: BondDevice, kept: &mut Kept, lane_prog: BorrowedFd<'_>) -> io::Result<Vec<BondDevice>> {
+fn queues(first: BondDevice, kept: &mut Kept, lane_prog: BorrowedFd<'_>, cpus: usize) -> io::Result<Vec<BondDevice>> {
     let name = |lane| lane_fd_name("tap", lane);
-    let want = if first.multi_queue()? { cpu::allowed()?.len().clamp(1, MAX_LANES) } else { 1 };
+    let want = if first.multi_queue()? { cpus.clamp(1, MAX_LANES) } else { 1 };
     let mut taps = vec![first];
     for lane in 1..want {
         taps.push(match kept.take(&name(lane)) {
