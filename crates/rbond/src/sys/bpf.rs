@@ -15,6 +15,8 @@ const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
+#[cfg(test)]
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
@@ -83,6 +85,20 @@ struct InfoByFd {
     bpf_fd: u32,
     info_len: u32,
     info: u64,
+}
+
+#[cfg(test)]
+#[repr(C)]
+#[derive(Default)]
+struct TestRun {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
 }
 
 /// The kernel's `struct bpf_link_info` as far as a tcx link goes.
@@ -181,6 +197,20 @@ fn load_program(prog_type: u32, name: &str, insns: &[u64]) -> io::Result<OwnedFd
     Err(if text.is_empty() { err } else { io::Error::new(err.kind(), format!("{err}; the verifier said:\n{text}")) })
 }
 
+/// What `prog` returns for one packet holding `data`, run by the kernel on this thread's CPU.
+#[cfg(test)]
+pub fn run_once(prog: BorrowedFd<'_>, data: &[u8]) -> io::Result<u32> {
+    let mut attr = TestRun {
+        prog_fd: raw(prog),
+        data_size_in: u32::try_from(data.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        data_in: data.as_ptr() as u64,
+        repeat: 1,
+        ..TestRun::default()
+    };
+    bpf(BPF_PROG_TEST_RUN, &mut attr)?;
+    Ok(attr.retval)
+}
+
 /// Attaches a program to an interface's tcx hook; the link detaches it when its last
 /// reference (descriptor or pin) goes.
 pub fn tcx_attach(prog: BorrowedFd<'_>, ifindex: u32, attach_type: u32) -> io::Result<OwnedFd> {
@@ -232,5 +262,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<LinkCreate>(), 16);
         assert_eq!(std::mem::offset_of!(ObjPath, file_flags), 12);
         assert_eq!(std::mem::offset_of!(TcxLinkInfo, ifindex), 16);
+        assert_eq!(std::mem::offset_of!(TestRun, duration), 36);
     }
 }

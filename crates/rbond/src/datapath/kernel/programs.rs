@@ -23,6 +23,7 @@ enum Reg {
     R0 = 0,
     R1 = 1,
     R2 = 2,
+    R6 = 6,
     R7 = 7,
     Fp = 10,
 }
@@ -88,6 +89,10 @@ impl Asm {
     /// `if dst <= imm goto target` (unsigned)
     fn jle_imm(&mut self, dst: Reg, imm: i32, target: &'static str) -> &mut Asm {
         self.jump(0xb5, dst, Reg::R0, imm, target)
+    }
+    /// `if dst != imm` skip the next `n` instructions (a run too long to name each target).
+    fn skip_unless_eq(&mut self, dst: Reg, imm: i32, n: i16) -> &mut Asm {
+        self.emit(insn(0x55, dst as u8, 0, n, imm))
     }
     /// `if dst != src goto target`
     fn jne(&mut self, dst: Reg, src: Reg, target: &'static str) -> &mut Asm {
@@ -158,25 +163,29 @@ pub fn drop_all() -> Vec<u64> {
 }
 
 /// Which forwarding thread takes a frame on the userspace datapath: bond0's queue steering
-/// and each slave's fanout group both run it, modulo their number of threads, one per CPU.
+/// and each slave's fanout group both run it, modulo their number of threads. Lane `i` runs
+/// on `cpus[i]`; a frame handled on a CPU no lane runs on keeps that CPU's number.
 /// A small frame stays on the CPU handling it, whose thread then wakes whoever waits for it
 /// on that CPU (a reply, an acknowledgement). A large one goes to the next CPU's thread, so
 /// that copying a stream runs beside its sender instead of after it on the same CPU. A flow
 /// mixing both sizes may have a small frame overtake a large one; TCP takes that in its stride.
-pub fn lane_of_frame() -> Vec<u64> {
+pub fn lane_of_frame(cpus: &[usize]) -> Vec<u64> {
     let mut a = Asm::default();
-    a.load_u32(Reg::R7, Reg::R1, SKB_LEN)
-        .call(HELPER_SMP_PROCESSOR_ID)
-        .jle_imm(Reg::R7, SMALL_FRAME, "here")
-        .add_imm(Reg::R0, 1)
-        .label("here")
-        .exit();
+    a.load_u32(Reg::R7, Reg::R1, SKB_LEN).call(HELPER_SMP_PROCESSOR_ID).mov(Reg::R6, Reg::R0);
+    // Where lanes and CPUs are numbered alike (CPUs 0…n-1, the usual case) nothing is renamed;
+    // a CPU set with gaps or an offset (a cpuset of 4-7, a taskset) renames its CPUs to lanes.
+    // (CPU numbers stay below the 1,024 an affinity mask holds, so they fit an immediate.)
+    for (lane, cpu) in cpus.iter().enumerate().filter(|(lane, cpu)| lane != *cpu) {
+        a.skip_unless_eq(Reg::R6, *cpu as i32, 1).mov_imm(Reg::R0, lane as i32);
+    }
+    a.jle_imm(Reg::R7, SMALL_FRAME, "here").add_imm(Reg::R0, 1).label("here").exit();
     a.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     /// The jump at `at`'s offset field.
     fn offset(code: &[u64], at: usize) -> i16 {
@@ -206,10 +215,40 @@ mod tests {
         assert_eq!(slave_in(3).len(), 23);
         assert_eq!(bond_out(3).len(), 14);
         assert_eq!(drop_all(), [insn(0xb7, 0, 0, 0, 2), insn(0x95, 0, 0, 0, 0)]);
-        let lane = lane_of_frame();
-        assert_eq!(lane.len(), 5);
+        let lane = lane_of_frame(&[0, 1]);
+        assert_eq!(lane.len(), 6);
         // A small frame skips the increment and leaves with the CPU's number.
-        assert_eq!(lane[2], insn(0xb5, 7, 0, 1, SMALL_FRAME));
-        assert_eq!(lane[4], insn(0x95, 0, 0, 0, 0));
+        assert_eq!(lane[3], insn(0xb5, 7, 0, 1, SMALL_FRAME));
+        assert_eq!(lane[5], insn(0x95, 0, 0, 0, 0));
+        // Two instructions per CPU whose lane has another number.
+        assert_eq!(lane_of_frame(&[2, 3, 5]).len(), 6 + 2 * 3);
+        assert_eq!(lane_of_frame(&[0, 1, 3]).len(), 6 + 2);
+    }
+
+    /// The lane program run by the kernel on each CPU of this machine, for lanes pinned to
+    /// the CPUs in reverse order (as a CPU set with an offset renames them): a small frame
+    /// goes to the lane of the CPU it is on, a large one to the next lane.
+    #[test]
+    fn the_lane_program_names_the_lane_of_the_cpu_it_runs_on() {
+        if !nix::unistd::geteuid().is_root() && std::env::var_os("CI").is_none() {
+            return; // loading a BPF program needs root; CI runs as root
+        }
+        let cpus: Vec<usize> = crate::sys::cpu::allowed().unwrap().into_iter().rev().collect();
+        let prog = crate::sys::bpf::load_socket_program("rbond_test", &lane_of_frame(&cpus)).unwrap();
+        let on = |cpu: usize, bytes: usize| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    crate::sys::cpu::pin_thread(cpu).unwrap();
+                    crate::sys::bpf::run_once(prog.as_fd(), &vec![0u8; bytes]).unwrap()
+                })
+                .join()
+                .unwrap()
+            })
+        };
+        for (lane, cpu) in cpus.iter().enumerate() {
+            // The kernel gives the program an Ethernet frame's payload: 14 bytes fewer.
+            assert_eq!(on(*cpu, 100) as usize, lane, "a small frame on CPU {cpu}");
+            assert_eq!(on(*cpu, 1500) as usize, lane + 1, "a large frame on CPU {cpu}");
+        }
     }
 }

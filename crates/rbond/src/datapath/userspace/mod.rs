@@ -60,8 +60,8 @@ impl UserspaceDatapath {
                 prog
             }
         };
-        let lane_prog = bpf::load_socket_program("rbond_lanes", &programs::lane_of_frame())?;
         let cpus = cpu::allowed()?;
+        let lane_prog = bpf::load_socket_program("rbond_lanes", &programs::lane_of_frame(&cpus))?;
         let taps = queues(tap, &mut kept, lane_prog.as_fd(), cpus.len())?;
         let lanes =
             Lanes::open(taps.iter().map(BondDevice::try_clone).collect::<io::Result<_>>()?, &cpus, deliver_backups)?;
