@@ -47,11 +47,6 @@ impl BondDevice {
         Self::configure(tun::attach_queue(&name, true)?)
     }
 
-    /// Makes the socket-filter program `prog` choose the queue of each frame the host sends.
-    pub fn steer(&self, prog: BorrowedFd<'_>) -> io::Result<()> {
-        tun::set_steering(self.fd.as_fd(), prog)
-    }
-
     pub fn set_carrier(&self, on: bool) -> io::Result<()> {
         tun::set_carrier(self.fd.as_fd(), on)
     }

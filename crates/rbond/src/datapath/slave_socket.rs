@@ -46,10 +46,10 @@ impl SlaveSocket {
         Ok(SlaveSocket { fd: self.fd.try_clone()?, ifindex: self.ifindex })
     }
 
-    /// Shares the slave's frames with its other sockets that joined, each frame going to the
-    /// socket `prog` picks (the group is named by the slave's ifindex).
-    pub fn join_lanes(&self, prog: BorrowedFd<'_>) -> io::Result<()> {
-        packet::join_fanout(self.fd.as_fd(), self.ifindex as u16, prog)
+    /// Shares the slave's frames with its other sockets that joined, a flow's frames all
+    /// going to one socket (the group is named by the slave's ifindex).
+    pub fn join_lanes(&self) -> io::Result<()> {
+        packet::join_fanout(self.fd.as_fd(), self.ifindex as u16)
             .map_err(|e| io::Error::new(e.kind(), format!("join the packet fanout group {}: {e}", self.ifindex as u16)))
     }
 

@@ -15,12 +15,9 @@ const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
-#[cfg(test)]
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
-const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const BPF_TCX_INGRESS: u32 = 46;
 pub const BPF_TCX_EGRESS: u32 = 47;
@@ -87,20 +84,6 @@ struct InfoByFd {
     info: u64,
 }
 
-#[cfg(test)]
-#[repr(C)]
-#[derive(Default)]
-struct TestRun {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-}
-
 /// The kernel's `struct bpf_link_info` as far as a tcx link goes.
 #[repr(C)]
 #[derive(Default)]
@@ -163,11 +146,6 @@ pub fn load_tc_program(name: &str, insns: &[u64]) -> io::Result<OwnedFd> {
     load_program(BPF_PROG_TYPE_SCHED_CLS, name, insns)
 }
 
-/// Loads a socket-filter program (what a TAP's queue steering runs).
-pub fn load_socket_program(name: &str, insns: &[u64]) -> io::Result<OwnedFd> {
-    load_program(BPF_PROG_TYPE_SOCKET_FILTER, name, insns)
-}
-
 /// Loads a program of `prog_type`. A verifier refusal comes back with the verifier's whole
 /// log, from a second attempt that asks for it.
 fn load_program(prog_type: u32, name: &str, insns: &[u64]) -> io::Result<OwnedFd> {
@@ -195,20 +173,6 @@ fn load_program(prog_type: u32, name: &str, insns: &[u64]) -> io::Result<OwnedFd
     let _ = bpf_fd(BPF_PROG_LOAD, &mut attr);
     let text = String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(0)]).trim().to_string();
     Err(if text.is_empty() { err } else { io::Error::new(err.kind(), format!("{err}; the verifier said:\n{text}")) })
-}
-
-/// What `prog` returns for one packet holding `data`, run by the kernel on this thread's CPU.
-#[cfg(test)]
-pub fn run_once(prog: BorrowedFd<'_>, data: &[u8]) -> io::Result<u32> {
-    let mut attr = TestRun {
-        prog_fd: raw(prog),
-        data_size_in: u32::try_from(data.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-        data_in: data.as_ptr() as u64,
-        repeat: 1,
-        ..TestRun::default()
-    };
-    bpf(BPF_PROG_TEST_RUN, &mut attr)?;
-    Ok(attr.retval)
 }
 
 /// Attaches a program to an interface's tcx hook; the link detaches it when its last
@@ -262,6 +226,5 @@ mod tests {
         assert_eq!(std::mem::size_of::<LinkCreate>(), 16);
         assert_eq!(std::mem::offset_of!(ObjPath, file_flags), 12);
         assert_eq!(std::mem::offset_of!(TcxLinkInfo, ifindex), 16);
-        assert_eq!(std::mem::offset_of!(TestRun, duration), 36);
     }
 }

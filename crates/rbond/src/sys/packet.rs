@@ -16,8 +16,7 @@ const PACKET_MR_UNICAST: libc::c_ushort = 3;
 const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_FANOUT: libc::c_int = 18;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-const PACKET_FANOUT_DATA: libc::c_int = 22;
-const PACKET_FANOUT_EBPF: u32 = 7;
+const PACKET_FANOUT_HASH: u32 = 0;
 /// A group does not heed its members' PACKET_IGNORE_OUTGOING: it takes its own flag.
 const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
 const BUFFER: libc::c_int = 4 << 20;
@@ -101,17 +100,15 @@ pub fn membership(fd: BorrowedFd<'_>, ifindex: u32, what: Membership, add: bool)
 }
 
 /// Joins the socket to fanout group `id` of its interface (creating the group), where each
-/// frame reaches one member only: the one at the position the socket-filter program `prog`
-/// returns, modulo the number of members.
-pub fn join_fanout(fd: BorrowedFd<'_>, id: u16, prog: BorrowedFd<'_>) -> io::Result<()> {
-    let arg: u32 = u32::from(id) | ((PACKET_FANOUT_EBPF | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16);
+/// frame reaches one member only, chosen by the hash of its flow: every frame of a flow, both
+/// ways, reaches the same member.
+pub fn join_fanout(fd: BorrowedFd<'_>, id: u16) -> io::Result<()> {
+    let arg: u32 = u32::from(id) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16);
     match setsockopt(fd, libc::SOL_PACKET, PACKET_FANOUT, &arg) {
-        // Handed over from a predecessor, already a member of a group with its program.
-        Err(e) if e.raw_os_error() == Some(libc::EALREADY) => return Ok(()),
-        other => other?,
+        // Handed over from a predecessor, already a member.
+        Err(e) if e.raw_os_error() == Some(libc::EALREADY) => Ok(()),
+        other => other,
     }
-    let prog = prog.as_raw_fd() as u32;
-    setsockopt(fd, libc::SOL_PACKET, PACKET_FANOUT_DATA, &prog)
 }
 
 /// Lets only what the classic BPF program accepts reach the socket.

@@ -15,7 +15,6 @@ const TUNSETOFFLOAD: libc::Ioctl = 0x4004_54d0;
 const TUNSETVNETHDRSZ: libc::Ioctl = 0x4004_54d8;
 const TUNSETCARRIER: libc::Ioctl = 0x4004_54e2;
 const TUNGETIFF: libc::Ioctl = 0x8004_54d2;
-const TUNSETSTEERINGEBPF: libc::Ioctl = 0x8004_54e0;
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
 const IFF_NO_PI: libc::c_short = 0x1000;
@@ -62,15 +61,6 @@ pub fn device(fd: BorrowedFd<'_>) -> io::Result<(String, bool)> {
     // SAFETY: TUNGETIFF wrote the flags member of the union.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     Ok((String::from_utf8_lossy(&name).into_owned(), flags & IFF_MULTI_QUEUE != 0))
-}
-
-/// Makes the socket-filter program `prog` pick the queue of each frame the host sends (its
-/// result modulo the number of queues).
-pub fn set_steering(fd: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
-    let prog: libc::c_int = prog.as_raw_fd();
-    // SAFETY: TUNSETSTEERINGEBPF reads one int (a program descriptor) through the pointer,
-    // which points at `prog`.
-    cvt_int(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETSTEERINGEBPF, &prog) }).map(drop)
 }
 
 /// Sets the size of the virtio-net header that precedes every frame.

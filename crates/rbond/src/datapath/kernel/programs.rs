@@ -6,13 +6,9 @@ use std::collections::HashMap;
 
 pub const KEY_BOND: i32 = 0;
 pub const KEY_ACTIVE: i32 = 1;
-const SKB_LEN: i16 = 0; // offsetof(struct __sk_buff, len)
 const SKB_IFINDEX: i16 = 40; // offsetof(struct __sk_buff, ifindex)
-/// Bytes up to which a frame counts as small (an acknowledgement, a ping, a request).
-const SMALL_FRAME: i32 = 1024;
 const HELPER_MAP_LOOKUP: i32 = 1;
 const HELPER_REDIRECT: i32 = 23;
-const HELPER_SMP_PROCESSOR_ID: i32 = 8;
 const BPF_F_INGRESS: i32 = 1;
 const TC_ACT_SHOT: i32 = 2;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
@@ -23,7 +19,6 @@ enum Reg {
     R0 = 0,
     R1 = 1,
     R2 = 2,
-    R6 = 6,
     R7 = 7,
     Fp = 10,
 }
@@ -85,14 +80,6 @@ impl Asm {
     /// `if dst == imm goto target`
     fn jeq_imm(&mut self, dst: Reg, imm: i32, target: &'static str) -> &mut Asm {
         self.jump(0x15, dst, Reg::R0, imm, target)
-    }
-    /// `if dst <= imm goto target` (unsigned)
-    fn jle_imm(&mut self, dst: Reg, imm: i32, target: &'static str) -> &mut Asm {
-        self.jump(0xb5, dst, Reg::R0, imm, target)
-    }
-    /// `if dst != imm` skip the next `n` instructions (a run too long to name each target).
-    fn skip_unless_eq(&mut self, dst: Reg, imm: i32, n: i16) -> &mut Asm {
-        self.emit(insn(0x55, dst as u8, 0, n, imm))
     }
     /// `if dst != src goto target`
     fn jne(&mut self, dst: Reg, src: Reg, target: &'static str) -> &mut Asm {
@@ -162,30 +149,9 @@ pub fn drop_all() -> Vec<u64> {
     a.finish()
 }
 
-/// Which forwarding thread takes a frame on the userspace datapath: bond0's queue steering
-/// and each slave's fanout group both run it, modulo their number of threads. Lane `i` runs
-/// on `cpus[i]`; a frame handled on a CPU no lane runs on keeps that CPU's number.
-/// A small frame stays on the CPU handling it, whose thread then wakes whoever waits for it
-/// on that CPU (a reply, an acknowledgement). A large one goes to the next CPU's thread, so
-/// that copying a stream runs beside its sender instead of after it on the same CPU. A flow
-/// mixing both sizes may have a small frame overtake a large one; TCP takes that in its stride.
-pub fn lane_of_frame(cpus: &[usize]) -> Vec<u64> {
-    let mut a = Asm::default();
-    a.load_u32(Reg::R7, Reg::R1, SKB_LEN).call(HELPER_SMP_PROCESSOR_ID).mov(Reg::R6, Reg::R0);
-    // Where lanes and CPUs are numbered alike (CPUs 0…n-1, the usual case) nothing is renamed;
-    // a CPU set with gaps or an offset (a cpuset of 4-7, a taskset) renames its CPUs to lanes.
-    // (CPU numbers stay below the 1,024 an affinity mask holds, so they fit an immediate.)
-    for (lane, cpu) in cpus.iter().enumerate().filter(|(lane, cpu)| lane != *cpu) {
-        a.skip_unless_eq(Reg::R6, *cpu as i32, 1).mov_imm(Reg::R0, lane as i32);
-    }
-    a.jle_imm(Reg::R7, SMALL_FRAME, "here").add_imm(Reg::R0, 1).label("here").exit();
-    a.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     /// The jump at `at`'s offset field.
     fn offset(code: &[u64], at: usize) -> i16 {
@@ -215,40 +181,5 @@ mod tests {
         assert_eq!(slave_in(3).len(), 23);
         assert_eq!(bond_out(3).len(), 14);
         assert_eq!(drop_all(), [insn(0xb7, 0, 0, 0, 2), insn(0x95, 0, 0, 0, 0)]);
-        let lane = lane_of_frame(&[0, 1]);
-        assert_eq!(lane.len(), 6);
-        // A small frame skips the increment and leaves with the CPU's number.
-        assert_eq!(lane[3], insn(0xb5, 7, 0, 1, SMALL_FRAME));
-        assert_eq!(lane[5], insn(0x95, 0, 0, 0, 0));
-        // Two instructions per CPU whose lane has another number.
-        assert_eq!(lane_of_frame(&[2, 3, 5]).len(), 6 + 2 * 3);
-        assert_eq!(lane_of_frame(&[0, 1, 3]).len(), 6 + 2);
-    }
-
-    /// The lane program run by the kernel on each CPU of this machine, for lanes pinned to
-    /// the CPUs in reverse order (as a CPU set with an offset renames them): a small frame
-    /// goes to the lane of the CPU it is on, a large one to the next lane.
-    #[test]
-    fn the_lane_program_names_the_lane_of_the_cpu_it_runs_on() {
-        if !nix::unistd::geteuid().is_root() && std::env::var_os("CI").is_none() {
-            return; // loading a BPF program needs root; CI runs as root
-        }
-        let cpus: Vec<usize> = crate::sys::cpu::allowed().unwrap().into_iter().rev().collect();
-        let prog = crate::sys::bpf::load_socket_program("rbond_test", &lane_of_frame(&cpus)).unwrap();
-        let on = |cpu: usize, bytes: usize| {
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    crate::sys::cpu::pin_thread(cpu).unwrap();
-                    crate::sys::bpf::run_once(prog.as_fd(), &vec![0u8; bytes]).unwrap()
-                })
-                .join()
-                .unwrap()
-            })
-        };
-        for (lane, cpu) in cpus.iter().enumerate() {
-            // The kernel gives the program an Ethernet frame's payload: 14 bytes fewer.
-            assert_eq!(on(*cpu, 100) as usize, lane, "a small frame on CPU {cpu}");
-            assert_eq!(on(*cpu, 1500) as usize, lane + 1, "a large frame on CPU {cpu}");
-        }
     }
 }

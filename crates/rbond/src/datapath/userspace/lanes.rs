@@ -1,10 +1,10 @@
 //! The userspace datapath's forwarding threads, one per CPU ("lanes"). Lane n runs on the
 //! n-th CPU and reads its own queue of bond0's TAP and its own packet socket on each slave.
-//! One BPF program (`programs::lane_of_frame`) picks the lane of every frame, as bond0's queue
-//! steering and as each slave's fanout group: a small frame stays on the CPU handling it, so
-//! a round trip wakes no other CPU (waking a halted one is most of what a single forwarding
-//! thread added to a ping on a VM), and a large one goes to the next CPU, so that copying a
-//! stream runs beside its sender instead of taking turns with it.
+//! The kernel gives each flow to one lane, by the hash of its addresses and ports, both ways
+//! (bond0's queue selection and each slave's fanout group): a lane forwards in order, so a
+//! flow's frames leave in the order they came, as through the kernel's own bond. Frames
+//! spread by anything else (their size, the CPU sending them) would overtake each other, and
+//! TCP takes frames out of order for losses: it retransmits and slows down.
 //!
 //! The control side (the daemon's thread) changes what the lanes read under a write lock,
 //! which waits for any batch in flight, and hears what the monitors need through `told`.

@@ -35,8 +35,6 @@ pub struct UserspaceDatapath {
     taps: Vec<BondDevice>,
     lanes: Lanes,
     drop_prog: OwnedFd,
-    /// Which lane takes a frame, in bond0's queue steering and each slave's fanout group.
-    lane_prog: OwnedFd,
     hooks: Hooks,
     /// The slaves (each one's sockets, by lane), the drop program on each one's ingress.
     ports: Ports,
@@ -61,15 +59,13 @@ impl UserspaceDatapath {
             }
         };
         let cpus = cpu::allowed()?;
-        let lane_prog = bpf::load_socket_program("rbond_lanes", &programs::lane_of_frame(&cpus))?;
-        let taps = queues(tap, &mut kept, lane_prog.as_fd(), cpus.len())?;
+        let taps = queues(tap, &mut kept, cpus.len())?;
         let lanes =
             Lanes::open(taps.iter().map(BondDevice::try_clone).collect::<io::Result<_>>()?, &cpus, deliver_backups)?;
         Ok(UserspaceDatapath {
             taps,
             lanes,
             drop_prog,
-            lane_prog,
             hooks: Hooks::new(mode)?,
             ports: Ports::default(),
             kept,
@@ -78,7 +74,7 @@ impl UserspaceDatapath {
     }
 
     /// A slave's sockets for the lanes after the first (whose socket is `first`): those a
-    /// predecessor left, else new ones, each frame reaching the one the lane program picks.
+    /// predecessor left, else new ones, each flow's frames reaching one of them.
     /// Sockets a predecessor with more lanes left are closed: they would take a share.
     fn lane_sockets(&mut self, first: &SlaveSocket) -> io::Result<Vec<SlaveSocket>> {
         let i = first.ifindex();
@@ -86,10 +82,10 @@ impl UserspaceDatapath {
         let lanes = self.lanes.count();
         let mut socks = Vec::new();
         if lanes > 1 {
-            first.join_lanes(self.lane_prog.as_fd())?;
+            first.join_lanes()?;
             for lane in 1..lanes {
                 let sock = Ports::socket(&mut self.kept, &name(lane), i, SlaveSocket::open)?;
-                sock.join_lanes(self.lane_prog.as_fd())?;
+                sock.join_lanes()?;
                 socks.push(sock);
             }
         }
@@ -99,9 +95,11 @@ impl UserspaceDatapath {
 }
 
 /// bond0's queues: `first`, then one more for each other of the `cpus` CPUs we may use
-/// (those a predecessor left, else new ones), each frame the host sends steered to a queue by
-/// `lane_prog`. A device made by an older rbond has one queue only, and gets one lane.
-fn queues(first: BondDevice, kept: &mut Kept, lane_prog: BorrowedFd<'_>, cpus: usize) -> io::Result<Vec<BondDevice>> {
+/// (those a predecessor left, else new ones). The kernel puts each frame the host sends on
+/// the queue of its flow: the one that last carried the flow's other way, else one by hash,
+/// as the slaves' fanout groups do, so a flow's two ways meet on one lane and each way keeps
+/// its order. A device made by an older rbond has one queue only, and gets one lane.
+fn queues(first: BondDevice, kept: &mut Kept, cpus: usize) -> io::Result<Vec<BondDevice>> {
     let name = |lane| lane_fd_name("tap", lane);
     let want = if first.multi_queue()? { cpus.clamp(1, MAX_LANES) } else { 1 };
     let mut taps = vec![first];
@@ -111,13 +109,8 @@ fn queues(first: BondDevice, kept: &mut Kept, lane_prog: BorrowedFd<'_>, cpus: u
             None => taps[0].another_queue()?,
         });
     }
-    // A queue no lane reads would hold every frame steered to it.
+    // A queue no lane reads would hold every frame of the flows given to it.
     (want..).map_while(|lane| kept.take(&name(lane))).for_each(drop);
-    if want > 1 {
-        // Without steering (before Linux 4.16) the kernel spreads flows over the queues by
-        // hash: every frame is still read, only not always on the right CPU.
-        let _ = taps[0].steer(lane_prog);
-    }
     Ok(taps)
 }
 
