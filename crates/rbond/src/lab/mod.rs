@@ -256,14 +256,15 @@ impl Lab {
         ip(&["-n", &self.host(), "link", "set", "bond0", "up"])
     }
 
-    /// Waits until the daemon answers (a dead daemon's socket file may still be there).
+    /// Waits until the daemon answers (a dead daemon's socket file may still be there). A
+    /// connection alone is not enough: the daemon binds its socket before it makes bond0, and
+    /// answers once bond0 is made.
     pub fn wait_for_daemon(&mut self) -> anyhow::Result<()> {
-        let sock = crate::control::socket_path(&self.run_dir, "bond0");
         let answered = wait::until(Duration::from_secs(5), Duration::from_millis(20), || {
             if let Some(status) = self.daemon.as_mut().and_then(|d| d.try_wait().ok().flatten()) {
                 bail!("the daemon exited ({status}): {}", self.daemon_stderr().trim());
             }
-            Ok(std::os::unix::net::UnixStream::connect(&sock).is_ok())
+            Ok(self.status().is_ok())
         })?;
         if !answered {
             bail!("the daemon did not start: {}", self.daemon_stderr().trim());
