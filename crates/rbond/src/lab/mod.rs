@@ -264,7 +264,7 @@ impl Lab {
             if let Some(status) = self.daemon.as_mut().and_then(|d| d.try_wait().ok().flatten()) {
                 bail!("the daemon exited ({status}): {}", self.daemon_stderr().trim());
             }
-            Ok(self.status().is_ok())
+            Ok(self.client().running())
         })?;
         if !answered {
             bail!("the daemon did not start: {}", self.daemon_stderr().trim());
