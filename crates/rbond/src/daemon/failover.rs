@@ -22,8 +22,13 @@ impl Daemon {
     /// daemon killed in between is followed by one that re-reads the links and reaches the
     /// same decision.
     pub(super) fn apply_actions(&mut self) {
+        let actions: Vec<Action> = std::iter::from_fn(|| self.engine.poll_action()).collect();
         let (mut changed, mut counted) = (false, false);
-        while let Some(action) = self.engine.poll_action() {
+        if let Some(problem) = self.switch_datapath(&actions) {
+            let line = format!("{}: {problem}", self.name);
+            self.note(Level::Warning, line);
+        }
+        for action in actions {
             changed |= !matches!(
                 action,
                 Action::SendArpProbe { .. } | Action::SendNsProbe { .. } | Action::SendStandbyProbe { .. }
@@ -51,6 +56,22 @@ impl Daemon {
         }
     }
 
+    /// Gives the datapath the engine's new active slave (or none) before any other action
+    /// of the batch: the log lines, memberships and MAC changes decided with it take 50 to
+    /// 150 µs, and every frame meant for the dead slave meanwhile is lost. A batch with
+    /// several changes goes straight to the last.
+    fn switch_datapath(&mut self, actions: &[Action]) -> Option<String> {
+        if !actions.iter().any(|a| matches!(a, Action::Activate { .. } | Action::Deactivate { .. })) {
+            return None;
+        }
+        let active = self.engine.active();
+        let e = self.datapath.set_active(active.map(|s| s.0)).err()?;
+        Some(match active {
+            Some(slave) => format!("{}: activate: {e}", self.slave_name(slave)),
+            None => format!("deactivate: {e}"),
+        })
+    }
+
     /// One action; returns what went wrong on the way, if anything.
     fn apply(&mut self, action: Action) -> Vec<String> {
         let mut problems = Vec::new();
@@ -61,7 +82,6 @@ impl Daemon {
         };
         match action {
             Action::Activate { slave } => {
-                check(format!("{}: activate", self.slave_name(slave)), self.datapath.set_active(Some(slave.0)));
                 check(
                     format!("{}: receive all multicast", self.slave_name(slave)),
                     self.datapath.membership(slave.0, Membership::AllMulti, true),
@@ -70,9 +90,6 @@ impl Daemon {
                 self.announce_behind(slave);
             }
             Action::Deactivate { slave } => {
-                if self.engine.active().is_none() {
-                    check(format!("{}: deactivate", self.slave_name(slave)), self.datapath.set_active(None));
-                }
                 let _ = self.datapath.membership(slave.0, Membership::AllMulti, false);
                 let _ = self.promisc_follows(slave, false);
             }

@@ -91,6 +91,31 @@ fn a_failover_switches_the_datapath_and_announces() {
     assert!(dp.carrier, "bond0 kept its carrier");
 }
 
+/// The datapath moves first, and once: frames for the dead slave are lost until it does,
+/// while the memberships and announcements decided with the failover can wait.
+#[test]
+fn a_failover_moves_the_datapath_before_anything_else() {
+    let mut d = daemon(&["miimon=100"], FakeDatapath::default(), host());
+    parts(&mut d).0.calls.clear();
+    d.carrier_seen(rbond_core::SlaveId(ETH0), false);
+    d.apply_actions();
+    let calls = &parts(&mut d).0.calls;
+    assert_eq!(calls.first().map(String::as_str), Some("set_active Some(3)"), "{calls:?}");
+    assert_eq!(calls.iter().filter(|c| c.starts_with("set_active")).count(), 1, "{calls:?}");
+    assert!(calls.contains(&"membership 2".to_string()), "eth0 left all-multicast afterwards: {calls:?}");
+}
+
+/// A datapath that cannot take the new active slave says so, naming the slave.
+#[test]
+fn a_failed_switch_is_a_warning_naming_the_slave() {
+    let mut d = daemon(&["miimon=100"], FakeDatapath::default(), host());
+    parts(&mut d).0.failing.push("set_active");
+    d.carrier_seen(rbond_core::SlaveId(ETH0), false);
+    d.apply_actions();
+    let w = warnings(&d);
+    assert!(w.iter().any(|w| w.starts_with("bond0: eth1: activate: ") && w.contains("buffer space")), "{w:?}");
+}
+
 /// A side effect that fails does not stop the switch: here the active slave's "receive all
 /// multicast" membership cannot be set, and the datapath moves anyway, with a line saying why.
 #[test]

@@ -1,6 +1,6 @@
 //! A datapath that moves nothing and remembers everything, for the daemon's unit tests:
 //! which slaves it holds, which one is active, every frame sent and every membership asked,
-//! with failures injected by operation.
+//! the order they came in, with failures injected by operation.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -15,6 +15,8 @@ pub struct FakeDatapath {
     pub carrier: bool,
     pub sent: Vec<(u32, Vec<u8>)>,
     pub memberships: Vec<(u32, Membership, bool)>,
+    /// Each switch, send and membership as it came, such as `set_active Some(3)` or `send 3`.
+    pub calls: Vec<String>,
     /// Operations that fail: `attach`, `set_active`, `set_carrier`, `send`, `membership`.
     pub failing: Vec<&'static str>,
     /// What the next `on_readable` of each slave reports.
@@ -51,16 +53,19 @@ impl Datapath for FakeDatapath {
         self.attached.remove(&ifindex);
     }
     fn set_active(&mut self, ifindex: Option<u32>) -> io::Result<()> {
+        self.calls.push(format!("set_active {ifindex:?}"));
         self.attempt("set_active")?;
         self.active = ifindex;
         Ok(())
     }
     fn send(&mut self, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+        self.calls.push(format!("send {ifindex}"));
         self.attempt("send")?;
         self.sent.push((ifindex, frame.to_vec()));
         Ok(())
     }
     fn membership(&mut self, ifindex: u32, what: Membership, add: bool) -> io::Result<()> {
+        self.calls.push(format!("membership {ifindex}"));
         self.attempt("membership")?;
         self.memberships.push((ifindex, what, add));
         Ok(())

@@ -81,8 +81,13 @@ fn send(sock: &Socket, inner: RouteNetlinkMessage, flags: u16, seq: u32) -> io::
 
 /// The messages in one datagram, each parsed or failing with a clear error.
 pub fn parse<T: NetlinkDeserializable + std::fmt::Debug>(
-    mut data: &[u8],
+    data: &[u8],
 ) -> impl Iterator<Item = io::Result<NetlinkMessage<T>>> + '_ {
+    split(data).map(|m| NetlinkMessage::<T>::deserialize(m?).map_err(|e| io::Error::other(format!("rtnetlink: {e}"))))
+}
+
+/// The messages in one datagram, each as its bytes (header included), unparsed.
+pub fn split(mut data: &[u8]) -> impl Iterator<Item = io::Result<&[u8]>> {
     std::iter::from_fn(move || {
         if data.len() < 16 {
             return None;
@@ -92,9 +97,8 @@ pub fn parse<T: NetlinkDeserializable + std::fmt::Debug>(
             data = &[];
             return Some(Err(io::Error::other("rtnetlink: truncated message")));
         }
-        let msg =
-            NetlinkMessage::<T>::deserialize(&data[..len]).map_err(|e| io::Error::other(format!("rtnetlink: {e}")));
+        let msg = &data[..len];
         data = &data[((len + 3) & !3).min(data.len())..];
-        Some(msg)
+        Some(Ok(msg))
     })
 }

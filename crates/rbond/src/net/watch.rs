@@ -4,12 +4,13 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use netlink_packet_core::NetlinkPayload;
+use libc::{RTM_DELLINK, RTM_NEWLINK};
+use netlink_packet_core::{NetlinkBuffer, NetlinkPayload};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use super::link::Link;
-use super::rtnl::parse;
+use super::rtnl::{parse, split};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkEvent {
@@ -62,24 +63,36 @@ impl Watch {
                 Ok(n) if n > 0 => n,
                 _ => return out,
             };
-            for msg in parse::<RouteNetlinkMessage>(&self.buf[..n]).filter_map(Result::ok) {
-                let NetlinkPayload::InnerMessage(m) = msg.payload else { continue };
-                match m {
-                    RouteNetlinkMessage::NewLink(l) if about_the_device(l.header.interface_family) => {
-                        out.links.push(LinkEvent { link: Link::from_message(&l), removed: false })
-                    }
-                    RouteNetlinkMessage::DelLink(l) if about_the_device(l.header.interface_family) => {
-                        out.links.push(LinkEvent { link: Link::from_message(&l), removed: true })
-                    }
-                    RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => {
-                        out.addresses.push(a.header.index)
-                    }
-                    RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
-                        out.routes.extend(super::route::out_of(&r))
-                    }
-                    _ => {}
+            for msg in split(&self.buf[..n]).filter_map(Result::ok) {
+                let Ok(nl) = NetlinkBuffer::new_checked(msg) else { continue };
+                match nl.message_type() {
+                    // Link notices skip the general parse: see `Link::from_payload`.
+                    kind @ (RTM_NEWLINK | RTM_DELLINK) => match Link::from_payload(nl.payload()) {
+                        Ok((family, link)) if about_the_device(family) => {
+                            out.links.push(LinkEvent { link, removed: kind == RTM_DELLINK })
+                        }
+                        _ => {}
+                    },
+                    _ => out.note(msg),
                 }
             }
+        }
+    }
+}
+
+impl Events {
+    /// An address or route notice: only which interface it concerns is kept.
+    fn note(&mut self, msg: &[u8]) {
+        let Some(Ok(msg)) = parse::<RouteNetlinkMessage>(msg).next() else { return };
+        let NetlinkPayload::InnerMessage(m) = msg.payload else { return };
+        match m {
+            RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => {
+                self.addresses.push(a.header.index)
+            }
+            RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
+                self.routes.extend(super::route::out_of(&r))
+            }
+            _ => {}
         }
     }
 }
