@@ -1,27 +1,35 @@
 //! Asking a bond's daemon: one request per connection, typed replies, and the daemon's
 //! refusals as errors that name the bond.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 use super::{LogLine, Reply, Request, Status, socket_path};
 
+/// How long an answer may take. The daemon answers every request within one turn of its
+/// loop; the slowest is the first status after a restart, which the successor serves once it
+/// has taken the bond over. One that takes longer is stuck, and saying so beats hanging.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 pub struct Client {
     bond: String,
     path: PathBuf,
+    answer_within: Duration,
 }
 
 impl Client {
     pub fn new(run_dir: &Path, bond: &str) -> Client {
-        Client { bond: bond.to_string(), path: socket_path(run_dir, bond) }
+        Client { bond: bond.to_string(), path: socket_path(run_dir, bond), answer_within: ANSWER_WITHIN }
     }
 
     fn connect(&self, req: &Request) -> anyhow::Result<BufReader<UnixStream>> {
         let mut s = UnixStream::connect(&self.path)
             .with_context(|| format!("{} (is the rbond daemon for {} running?)", self.path.display(), self.bond))?;
+        s.set_read_timeout(Some(self.answer_within))?;
         let mut line = serde_json::to_vec(req)?;
         line.push(b'\n');
         s.write_all(&line)?;
@@ -30,7 +38,15 @@ impl Client {
 
     fn read(&self, r: &mut BufReader<UnixStream>) -> anyhow::Result<Option<String>> {
         let mut line = String::new();
-        Ok((r.read_line(&mut line)? > 0).then_some(line))
+        match r.read_line(&mut line) {
+            Ok(n) => Ok((n > 0).then_some(line)),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => bail!(
+                "{}: the daemon did not answer within {:?} (it may be stuck: see the system log)",
+                self.bond,
+                self.answer_within
+            ),
+            Err(e) => Err(e).with_context(|| format!("{}: read the daemon's answer", self.bond)),
+        }
     }
 
     /// Sends one request and returns the daemon's reply; a refusal is an error.
@@ -85,6 +101,8 @@ impl Client {
             Reply::Error { error } => bail!("{}: {error}", self.bond),
             other => bail!("{}: unexpected reply {other:?}", self.bond),
         }
+        // Lines come as the bond writes them, which may be hours apart.
+        r.get_ref().set_read_timeout(None)?;
         while let Some(line) = self.read(&mut r)? {
             each(serde_json::from_str(&line)?);
         }
@@ -94,5 +112,32 @@ impl Client {
     /// Whether a daemon answers (a dead daemon's socket file may still be there).
     pub fn running(&self) -> bool {
         self.status().is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A daemon whose socket takes the connection but never answers (hung before its loop, or
+    /// in it) makes a request fail with a line saying so, instead of hanging the command.
+    #[test]
+    fn a_daemon_that_never_answers_is_an_error_not_a_hang() {
+        let dir = std::env::temp_dir().join(format!("rbond-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _listener = UnixListener::bind(socket_path(&dir, "bond0")).unwrap();
+        let client = Client { answer_within: Duration::from_millis(200), ..Client::new(&dir, "bond0") };
+        let start = Instant::now();
+        let e = client.status().unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "bond0: the daemon did not answer within 200ms (it may be stuck: see the system log)"
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(!client.running());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
