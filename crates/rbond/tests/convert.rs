@@ -161,10 +161,15 @@ fn ifup_converts_a_live_eth0_too() {
     std::thread::sleep(Duration::from_millis(300));
     let down = timed(|| ifupdown(&net, "ifdown", &file, &state, &["bond0"]));
     std::thread::sleep(Duration::from_millis(300));
+    // cls_bpf's clsact qdisc is made on the live eth0 at ifup, and the kernel takes a device's
+    // queues away for a moment to graft a qdisc on it: a segment sent just then is lost now
+    // and then (the test above counts it), and TCP sends it again after its 200 ms minimum
+    // timeout. One such retransmission is allowed there; none anywhere else.
+    let ifup_limit = Duration::from_millis(if netns::datapath() == DatapathChoice::KernelTc { 300 } else { 100 });
     for (family, trips) in [("IPv4", v4.close()), ("IPv6", v6.close())] {
         let (u, d) = (longest(&trips, up.0, up.1), longest(&trips, down.0, down.1));
         eprintln!("{family}: {} messages; longest round trip: ifup {u:?}, ifdown {d:?}", trips.len());
-        assert!(u < Duration::from_millis(100), "{family}: ifup stalled the session for {u:?}");
+        assert!(u < ifup_limit, "{family}: ifup stalled the session for {u:?}");
         assert!(d < Duration::from_millis(100), "{family}: ifdown stalled the session for {d:?}");
     }
     same_as(&before, &snapshot(&net));

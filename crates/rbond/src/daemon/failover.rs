@@ -1,10 +1,10 @@
 //! What the engine's decisions do to the host: this is where a failover happens. The engine
 //! says which slave is active, which MAC goes where, whether bond0 has carrier and what to
-//! announce; each action is carried out here, in the order decided.
+//! announce; each action is carried out here, in the order decided, except that the
+//! datapath's switch to the new active slave comes before all the rest of its batch.
 //!
-//! A side effect that fails is logged and does not stop the rest: the switch of the active
-//! slave in the datapath comes first and is never held back by an announcement, a
-//! membership or a MAC that could not be set.
+//! A side effect that fails is logged and does not stop the rest: the switch is never held
+//! back by an announcement, a membership or a MAC that could not be set.
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -199,6 +199,7 @@ mod tests {
         assert!(link.lower_up && link.up && link.master == Some(3) && link.allmulti == 2);
     }
 
+    /// A notice cut short is an error, not a panic or a link read in half.
     #[test]
     fn a_truncated_link_notice_is_an_error() {
         assert!(Link::from_payload(&[0; 8]).is_err());
