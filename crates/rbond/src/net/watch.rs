@@ -5,12 +5,12 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use libc::{RTM_DELLINK, RTM_NEWLINK};
-use netlink_packet_core::{NetlinkBuffer, NetlinkPayload};
+use netlink_packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use super::link::Link;
-use super::rtnl::{parse, split};
+use super::rtnl::split;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkEvent {
@@ -83,7 +83,7 @@ impl Watch {
 impl Events {
     /// An address or route notice: only which interface it concerns is kept.
     fn note(&mut self, msg: &[u8]) {
-        let Some(Ok(msg)) = parse::<RouteNetlinkMessage>(msg).next() else { return };
+        let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg) else { return };
         let NetlinkPayload::InnerMessage(m) = msg.payload else { return };
         match m {
             RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => {
