@@ -560,9 +560,43 @@ fn overtaken(net: &Lab, from: &str, to: &str, dst: std::net::Ipv4Addr, n: u32) -
     receiver.join().unwrap().unwrap()
 }
 
+/// The CPUs the daemon `pid` may run on, in order.
+fn allowed_cpus(pid: u32) -> Vec<usize> {
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(pid as i32)).unwrap();
+    (0..nix::sched::CpuSet::count()).filter(|c| allowed.is_set(*c).unwrap_or(false)).collect()
+}
+
+/// The log says how many forwarding threads there are, and each keeps to one of the last
+/// `n` CPUs, in order.
+fn assert_lanes(net: &Lab, n: usize) {
+    let pid = net.answering_pid().unwrap();
+    let cpus = allowed_cpus(pid);
+    let threads = if n == 1 { "1 forwarding thread".to_string() } else { format!("{n} forwarding threads") };
+    let logged = net.log_lines().unwrap();
+    assert!(logged.iter().any(|l| l.starts_with("bond0: datapath: userspace") && l.contains(&threads)), "{logged:#?}");
+    if let Some(first) = cpus.len().checked_sub(n) {
+        let pinned: Vec<String> = cpus[first..].iter().map(usize::to_string).collect();
+        assert_eq!(lane_field(pid, "Cpus_allowed_list"), pinned, "a thread on each of the last {n} CPUs");
+    }
+}
+
+/// By default the userspace datapath forwards with half the CPUs the daemon may use (at least
+/// one), the last of them: the other half is left to the applications whose bytes it moves.
+#[test]
+fn the_userspace_datapath_forwards_on_half_the_cpus_by_default() {
+    if netns::datapath() != DatapathChoice::Userspace {
+        return; // the kernel datapath has no threads
+    }
+    let Some(_turn) = begin(Cpu::Shared) else { return };
+    let mut net = lab(Wiring::OneSwitch);
+    start(&mut net, GUIDE);
+    let cpus = allowed_cpus(net.answering_pid().unwrap());
+    assert_lanes(&net, (cpus.len() / 2).max(1));
+}
+
 /// On the userspace datapath every flow keeps its order both ways, whatever its frames'
-/// sizes, as through the kernel's own bond; and flows spread over the forwarding threads,
-/// one on each CPU.
+/// sizes, as through the kernel's own bond; and flows spread over the forwarding threads
+/// (two asked for with `--threads`).
 #[test]
 fn the_userspace_datapath_keeps_each_flow_in_order_and_spreads_flows_over_its_threads() {
     if netns::datapath() != DatapathChoice::Userspace {
@@ -570,17 +604,11 @@ fn the_userspace_datapath_keeps_each_flow_in_order_and_spreads_flows_over_its_th
     }
     let Some(_turn) = begin(Cpu::Alone) else { return };
     let mut net = lab(Wiring::OneSwitch);
-    start(&mut net, GUIDE);
+    let opts: Vec<String> = GUIDE.iter().map(|o| o.to_string()).collect();
+    net.start_supervised(netns::bin(), &["eth0", "eth1"], &opts, &["--threads", "2"]).unwrap();
     settled(&net);
-    let pid = net.daemon_pid().unwrap();
-    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(pid as i32)).unwrap();
-    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|c| allowed.is_set(*c).unwrap_or(false)).collect();
-    let pinned: Vec<String> = cpus.iter().map(usize::to_string).collect();
-    assert_eq!(lane_field(pid, "Cpus_allowed_list"), pinned, "a thread on each CPU, in order");
-    let n = cpus.len();
-    let threads = if n == 1 { "1 forwarding thread".to_string() } else { format!("{n} forwarding threads") };
-    let logged = net.log_lines().unwrap();
-    assert!(logged.iter().any(|l| l.starts_with("bond0: datapath: userspace") && l.contains(&threads)), "{logged:#?}");
+    assert_lanes(&net, 2);
+    let pid = net.answering_pid().unwrap();
     let (host, peer) = (net.host(), net.peer());
     // Both neighbour entries first: frames queued while ARP resolves leave after later ones.
     ip(&["netns", "exec", &host, "ping", "-c", "1", "-W", "1", &PEER_IP.to_string()]);

@@ -11,6 +11,7 @@ use crate::config::bond::bond_config;
 use crate::config::interfaces::Interfaces;
 use crate::control::{Client, Request};
 use crate::daemon::{Config, Daemon, DatapathChoice};
+use crate::datapath::userspace::MAX_LANES;
 use launch::Launcher;
 
 pub mod addressing;
@@ -77,6 +78,10 @@ struct DaemonArgs {
     /// Also serve the metrics over HTTP on [ADDRESS:]PORT (a port alone: on loopback).
     #[arg(long, env = "RBOND_METRICS_LISTEN", value_parser = crate::monitor::http::parse_listen)]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// The userspace datapath's forwarding threads, 1 to 64 [default: half the CPUs rbond
+    /// may run on, at least one].
+    #[arg(long, env = "RBOND_THREADS", value_parser = clap::value_parser!(u8).range(1..=MAX_LANES as i64))]
+    threads: Option<u8>,
 }
 
 impl DaemonArgs {
@@ -105,6 +110,9 @@ impl DaemonArgs {
         }
         if let Some(addr) = self.metrics_listen {
             v.extend(["--metrics-listen".to_string(), addr.to_string()]);
+        }
+        if let Some(n) = self.threads {
+            v.extend(["--threads".to_string(), n.to_string()]);
         }
         v
     }
@@ -366,8 +374,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let launcher = Launcher { bin: self_exe(), run_dir: cli.run_dir.clone(), bpffs: cli.bpffs.clone() };
     match cli.cmd {
         Cmd::Daemon { args } => {
-            let DaemonArgs { bond, slaves, opts, foreground, syslog, datapath, mtu, metrics_dir, metrics_listen } =
-                args;
+            let DaemonArgs {
+                bond,
+                slaves,
+                opts,
+                foreground,
+                syslog,
+                datapath,
+                mtu,
+                metrics_dir,
+                metrics_listen,
+                threads,
+            } = args;
             let (run_dir, bpffs) = (cli.run_dir, cli.bpffs);
             let options = opts;
             let cfg = Config {
@@ -382,6 +400,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 mtu,
                 metrics_dir,
                 metrics_listen,
+                threads: threads.map(usize::from),
             };
             Daemon::start(cfg)?.run()?;
         }

@@ -67,8 +67,8 @@ impl Daemon {
             Some(fd) => BondDevice::from_fd(fd)?,
             None => ctx(BondDevice::create(&cfg.bond), "take over the TAP", &cfg.bond)?,
         };
-        let all_active = left.engine.options().all_slaves_active();
-        let datapath = datapath::open(left.datapath, left.attach, tap, left.index, all_active, kept)
+        let settings = super::userspace_settings(cfg, &left.engine);
+        let datapath = datapath::open(left.datapath, left.attach, tap, left.index, settings, kept)
             .with_context(|| format!("{}: take over the {:?} datapath", cfg.bond, left.datapath))?;
         let io = Io::open(control)?;
         let engine = left.engine.clone();

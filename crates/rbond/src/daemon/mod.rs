@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::control::server::Server;
 use crate::control::socket_path;
 use crate::datapath::bond_device::BondDevice;
+use crate::datapath::userspace::Settings;
 use crate::datapath::{self, AttachMode, Datapath, Kind};
 use crate::keep::{Kept, Pins};
 use crate::monitor::publish::Publisher;
@@ -93,6 +94,8 @@ pub struct Config {
     pub metrics_dir: Option<PathBuf>,
     /// Where to serve the metrics over HTTP, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The userspace datapath's forwarding threads, if not its default.
+    pub threads: Option<usize>,
 }
 
 /// Whether and why the daemon is to stop, and its restarts in place.
@@ -205,7 +208,7 @@ impl Daemon {
             ctx(net.set_link(index, Change::Mtu(mtu)), &format!("set MTU {mtu}"), &cfg.bond)?;
         }
         let persist = dev.try_clone()?;
-        let (datapath, why) = choose_datapath(cfg.datapath, &engine, dev, index, kept)?;
+        let (datapath, why) = choose_datapath(cfg, &engine, dev, index, kept)?;
         let mut d = Daemon::assemble(cfg, engine, datapath, net, io, log, index)?;
         d.state = state;
         if let Err(e) = ctx(persist.set_persist(true), "make persistent", &cfg.bond) {
@@ -382,13 +385,15 @@ impl Daemon {
 /// Opens the kernel datapath when asked or possible (its programs on tcx, else, on kernels
 /// before 6.6, as cls_bpf filters), else the userspace one, and says why it fell back.
 fn choose_datapath(
-    want: DatapathChoice,
+    cfg: &Config,
     engine: &Bond,
     dev: BondDevice,
     index: u32,
     kept: Kept,
 ) -> anyhow::Result<(Box<dyn Datapath>, Option<String>)> {
-    let all_active = engine.options().all_slaves_active();
+    let want = cfg.datapath;
+    let settings = userspace_settings(cfg, engine);
+    let all_active = settings.deliver_backups;
     let (modes, mut why): (&[AttachMode], Vec<String>) = match want {
         DatapathChoice::Userspace => (&[], vec!["asked for".into()]),
         _ if all_active => (&[], vec!["all_slaves_active needs the userspace datapath".into()]),
@@ -398,7 +403,7 @@ fn choose_datapath(
     };
     for mode in modes {
         let tap = dev.try_clone()?;
-        match datapath::open(Kind::Kernel, *mode, tap, index, false, kept.pins_only()) {
+        match datapath::open(Kind::Kernel, *mode, tap, index, Settings::default(), kept.pins_only()) {
             Ok(k) => return Ok((k, (!why.is_empty()).then(|| why.join("; ")))),
             Err(e) => why.push(format!("{} could not load: {e}", mode.describe())),
         }
@@ -407,6 +412,11 @@ fn choose_datapath(
     if matches!(want, DatapathChoice::Kernel | DatapathChoice::KernelTc) {
         anyhow::bail!("{}: the kernel datapath: {why}", engine.name());
     }
-    let userspace = datapath::open(Kind::Userspace, AttachMode::Tcx, dev, index, all_active, kept);
+    let userspace = datapath::open(Kind::Userspace, AttachMode::Tcx, dev, index, settings, kept);
     Ok((ctx(userspace, "open the userspace datapath", engine.name())?, Some(why)))
+}
+
+/// What the userspace datapath is asked for, by the bond's options and the daemon's.
+fn userspace_settings(cfg: &Config, engine: &Bond) -> Settings {
+    Settings { deliver_backups: engine.options().all_slaves_active(), threads: cfg.threads }
 }

@@ -35,6 +35,7 @@ fn config(opts: &[&str]) -> Config {
         mtu: None,
         metrics_dir: Some(run_dir.join("metrics")),
         metrics_listen: None,
+        threads: None,
     }
 }
 

@@ -97,18 +97,19 @@ pub trait Datapath: std::any::Any {
 }
 
 /// Opens the datapath of this kind for bond0 (`tap`, at `bond_index`), its programs hooked
-/// in `mode`, taking what a predecessor handed over from `kept`.
+/// in `mode`, taking what a predecessor handed over from `kept`; `settings` are the userspace
+/// datapath's.
 pub fn open(
     kind: Kind,
     mode: AttachMode,
     tap: BondDevice,
     bond_index: u32,
-    all_slaves_active: bool,
+    settings: userspace::Settings,
     kept: Kept,
 ) -> io::Result<Box<dyn Datapath>> {
     Ok(match kind {
         Kind::Kernel => Box::new(kernel::KernelDatapath::open(tap, bond_index, kept, mode)?),
-        Kind::Userspace => Box::new(userspace::UserspaceDatapath::open(tap, all_slaves_active, kept, mode)?),
+        Kind::Userspace => Box::new(userspace::UserspaceDatapath::open(tap, settings, kept, mode)?),
     })
 }
 

@@ -1,5 +1,5 @@
-//! The userspace datapath's forwarding threads, one per CPU ("lanes"). Lane n runs on the
-//! n-th CPU and reads its own queue of bond0's TAP and its own packet socket on each slave.
+//! The userspace datapath's forwarding threads ("lanes"). Each keeps to a CPU of its own
+//! (where there are enough) and reads its own queue of bond0's TAP and its own packet socket on each slave.
 //! The kernel gives each flow to one lane, by the hash of its addresses and ports, both ways
 //! (bond0's queue selection and each slave's fanout group): a lane forwards in order, so a
 //! flow's frames leave in the order they came, as through the kernel's own bond. Frames
@@ -66,11 +66,11 @@ pub struct Lanes {
 }
 
 impl Lanes {
-    /// As many lanes as `taps` (bond0's queues), each on one of the `allowed` CPUs when there
-    /// are as many; not started.
-    pub fn open(taps: Vec<BondDevice>, allowed: &[usize], deliver_backups: bool) -> io::Result<Lanes> {
-        let pinned = allowed.len() == taps.len();
-        let cpus = (0..taps.len()).map(|l| allowed.get(l).copied().filter(|_| pinned)).collect();
+    /// As many lanes as `taps` (bond0's queues), lane n on the n-th of `cpus` when there are
+    /// as many; not started.
+    pub fn open(taps: Vec<BondDevice>, cpus: &[usize], deliver_backups: bool) -> io::Result<Lanes> {
+        let pinned = cpus.len() == taps.len();
+        let cpus = (0..taps.len()).map(|l| cpus.get(l).copied().filter(|_| pinned)).collect();
         let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         let mut polls = Vec::new();
         for tap in &taps {
