@@ -1,5 +1,6 @@
 //! The userspace datapath's forwarding threads ("lanes"). Each keeps to a CPU of its own
-//! (where there are enough) and reads its own queue of bond0's TAP and its own packet socket on each slave.
+//! (where there are enough) and reads its own queue of bond0's TAP and its own packet
+//! socket on each slave.
 //! The kernel gives each flow to one lane, by the hash of its addresses and ports, both ways
 //! (bond0's queue selection and each slave's fanout group): a lane forwards in order, so a
 //! flow's frames leave in the order they came, as through the kernel's own bond. Frames
