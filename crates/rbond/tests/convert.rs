@@ -114,18 +114,14 @@ fn converting_eth0_and_back_loses_no_datagram_on_the_subnet() {
     std::thread::sleep(Duration::from_millis(300));
     let record = probe.finish().unwrap();
     let datapath = netns::datapath();
-    let mut lost_in_steps = 0;
     for (step, from, to) in windows {
         let w = record.window(from, to);
         eprintln!("across rbond {step} ({:?}): {w:?}", to - from);
-        // cls_bpf hooks in through a clsact qdisc made on the live eth0, and the kernel grafts
-        // a qdisc on an interface that is up by swapping its transmit queues for one that
-        // drops (dev_deactivate): what the host sends out of eth0 in that moment is lost, one
-        // or two datagrams in half the runs here (0.1-0.2 ms), none with tcx. At most one
-        // such gap of at most 1 ms; nothing lost anywhere else.
-        let graft = Duration::from_millis(u64::from(step == "up" && datapath == DatapathChoice::KernelTc));
-        assert!(w.outage <= graft && record.interval * w.lost == w.outage, "rbond {step} lost datagrams: {w:?}");
-        lost_in_steps += w.lost;
+        // On cls_bpf too: its clsact qdisc is made on eth0 once the host sends through bond0,
+        // whose frames wait in its TAP meanwhile. Made while the host still sent through eth0,
+        // it lost 1-3 datagrams in 18 of 30 runs: the kernel drops what an interface sends
+        // while it grafts a qdisc on it.
+        assert_eq!(w.lost, 0, "rbond {step} lost datagrams: {w:?}");
         // The userspace datapath's socket on eth0 and its hook on eth0's ingress come and go
         // some milliseconds apart; what arrives between reaches the host both ways, and bond0
         // is handed it rather than lose it.
@@ -137,7 +133,7 @@ fn converting_eth0_and_back_loses_no_datagram_on_the_subnet() {
     }
     let whole = record.whole();
     assert!(whole.sent > 6000, "the probe ran: {whole:?}");
-    assert_eq!(whole.lost, lost_in_steps, "lost outside the steps: {whole:?}");
+    assert_eq!(whole.lost, 0, "lost outside the steps: {whole:?}");
 }
 
 /// The same conversion through the real ifup, which adds the stanza's address and gateway
@@ -166,15 +162,10 @@ fn ifup_converts_a_live_eth0_too() {
     std::thread::sleep(Duration::from_millis(300));
     let down = timed(|| ifupdown(&net, "ifdown", &file, &state, &["bond0"]));
     std::thread::sleep(Duration::from_millis(300));
-    // cls_bpf's clsact qdisc is made on the live eth0 at ifup, and the kernel drops what is
-    // sent out of an interface while it grafts a qdisc on it: a segment sent just then is
-    // lost now and then (the test above counts it), and TCP sends it again after its 200 ms
-    // minimum timeout. One such retransmission is allowed there; none anywhere else.
-    let ifup_limit = Duration::from_millis(if netns::datapath() == DatapathChoice::KernelTc { 300 } else { 100 });
     for (family, trips) in [("IPv4", v4.close()), ("IPv6", v6.close())] {
         let (u, d) = (longest(&trips, up.0, up.1), longest(&trips, down.0, down.1));
         eprintln!("{family}: {} messages; longest round trip: ifup {u:?}, ifdown {d:?}", trips.len());
-        assert!(u < ifup_limit, "{family}: ifup stalled the session for {u:?}");
+        assert!(u < Duration::from_millis(100), "{family}: ifup stalled the session for {u:?}");
         assert!(d < Duration::from_millis(100), "{family}: ifdown stalled the session for {d:?}");
     }
     same_as(&before, &snapshot(&net));

@@ -117,7 +117,7 @@ impl Daemon {
             .map(|m| (m.id.0, m.name.clone(), m.saved.mac))
             .collect();
         for (ifindex, name, mac) in present {
-            if let Err(e) = self.datapath.attach(&Port { ifindex, name: name.clone() }) {
+            if let Err(e) = self.datapath.attach(&Port { ifindex, name: name.clone(), live: false }) {
                 self.note(Level::Warning, format!("{}: {name}: cannot take it back ({e}), releasing it", self.name));
                 let _ = self.release(&name);
                 continue;

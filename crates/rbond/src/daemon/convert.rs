@@ -8,7 +8,9 @@
 //!    bond0, and bond0 has its carrier;
 //! 3. each route out of the interface is replaced by the same route out of bond0 (one step
 //!    per route: never a moment without it), and the rules naming it name bond0;
-//! 4. only then does the interface lose its own addresses.
+//! 4. only then does the interface lose its own addresses;
+//! 5. and what would interrupt the interface's sending is done once the host sends through
+//!    bond0 (`Datapath::settle`: cls_bpf's qdisc goes on the interface only now).
 //!
 //! Giving back (`rbond down`, releasing the slave) runs the other way, before the datapath
 //! lets go of the interface: see `SavedSlave::restore`.
@@ -114,6 +116,9 @@ impl Daemon {
         for a in &saved.addresses {
             ctx(self.net.delete_address(i, a), &format!("remove {a}"), name)?;
         }
+        // The host sends nothing through the interface now (its prefix routes went with its
+        // addresses), and what it receives there, IPv6 included, still reaches the host.
+        ctx(self.datapath.settle(i), "hook into the datapath", name)?;
         if saved.ipv6_disabled.is_some() {
             ctx(self.net.set_ipv6_conf(name, "disable_ipv6", "1"), "disable IPv6", name)?;
         }

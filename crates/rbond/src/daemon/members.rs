@@ -133,7 +133,7 @@ impl Daemon {
                 ctx(self.net.delete_address(i, a), "remove address", name)?;
             }
         }
-        ctx(self.datapath.attach(&Port { ifindex: i, name: name.to_string() }), "attach to the datapath", name)?;
+        ctx(self.datapath.attach(&Port { ifindex: i, name: name.to_string(), live }), "attach to the datapath", name)?;
         let id = SlaveId(i);
         let link = if live { LinkInfo::up() } else { LinkInfo::down() };
         let spec = SlaveSpec { id, name: name.to_string(), mac: saved.mac, link };

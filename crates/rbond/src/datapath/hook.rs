@@ -39,6 +39,9 @@ impl AttachMode {
 pub enum Hooked {
     Link(OwnedFd),
     Filter,
+    /// Nothing yet: the filter of a slave the host still sends through, made later (see the
+    /// kernel datapath's `settle`).
+    Later,
 }
 
 /// Hooks programs in one way, keeping what must outlive the process.

@@ -55,6 +55,9 @@ pub enum Kind {
 pub struct Port {
     pub ifindex: u32,
     pub name: String,
+    /// The host still sends through it (a conversion, before its routes move to bond0):
+    /// whatever would interrupt that waits for `settle`.
+    pub live: bool,
 }
 
 pub trait Datapath: std::any::Any {
@@ -69,6 +72,11 @@ pub trait Datapath: std::any::Any {
     /// and the daemon sees the frames the monitors look at. A descriptor handed over under
     /// the slave's name is used instead of a new one.
     fn attach(&mut self, port: &Port) -> io::Result<()>;
+    /// The host sends through bond0 now, no longer through a live port attached before (a
+    /// conversion, once the port's routes moved): what `attach` left for this moment is done.
+    fn settle(&mut self, _ifindex: u32) -> io::Result<()> {
+        Ok(())
+    }
     /// Lets a slave go: its socket closes and its ingress program detaches.
     fn detach(&mut self, ifindex: u32);
     /// Where bond0's frames leave and whose frames reach bond0; `None` drops both ways.

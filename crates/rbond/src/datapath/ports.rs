@@ -48,6 +48,17 @@ impl Ports {
         self.slaves.get(&ifindex)
     }
 
+    /// Whether the slave's ingress hook is still to be made.
+    pub fn hook_waits(&self, ifindex: u32) -> bool {
+        self.slaves.get(&ifindex).is_some_and(|s| matches!(s.hooked, Hooked::Later))
+    }
+
+    pub fn set_hooked(&mut self, ifindex: u32, hooked: Hooked) {
+        if let Some(s) = self.slaves.get_mut(&ifindex) {
+            s.hooked = hooked;
+        }
+    }
+
     /// Lets a slave go: its ingress hook comes off (or its pin is forgotten, when it was never
     /// taken back), and its socket is handed back, to be read once more or closed.
     pub fn detach(&mut self, hooks: &mut Hooks, kept: &Kept, ifindex: u32) -> Option<SlaveSocket> {

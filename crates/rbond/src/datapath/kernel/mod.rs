@@ -11,6 +11,8 @@ use super::bond_device::BondDevice;
 use super::hook::{AttachMode, Hook, Hooked, Hooks};
 use super::ports::Ports;
 use super::slave_socket::{Membership, SlaveSocket};
+use super::userspace::batch::Batch;
+use super::userspace::lanes::pump_bond;
 use super::{Datapath, Kind, Port, Seen, Source, slave_fd_name};
 use crate::keep::Kept;
 use crate::net::frames;
@@ -22,7 +24,8 @@ pub mod programs;
 const BOND_LINK: &str = "link-bond_out";
 
 pub struct KernelDatapath {
-    /// bond0's TAP, for its carrier only: the programs move its frames.
+    /// bond0's TAP, for its carrier and for what waits in it while a live slave is hooked in
+    /// (`settle`): the programs move its frames.
     tap: BondDevice,
     bond_index: u32,
     map: OwnedFd,
@@ -56,8 +59,7 @@ impl KernelDatapath {
             }
         };
         let mut hooks = Hooks::new(mode)?;
-        let hooked = hooks.hook(&mut kept, BOND_LINK, "rbond_bond_out", bond_prog.as_fd(), bond_index, Hook::Egress);
-        let bond_hooked = match hooked {
+        let bond_hooked = match Self::hook_bond(&mut hooks, &mut kept, bond_prog.as_fd(), bond_index) {
             Ok(h) => h,
             Err(e) => {
                 kept.forget_all();
@@ -76,6 +78,17 @@ impl KernelDatapath {
             kept,
             buf: vec![0; 2048],
         })
+    }
+
+    /// `bond_out` on bond0's egress.
+    fn hook_bond(hooks: &mut Hooks, kept: &mut Kept, prog: BorrowedFd<'_>, bond_index: u32) -> io::Result<Hooked> {
+        hooks.hook(kept, BOND_LINK, "rbond_bond_out", prog, bond_index, Hook::Egress)
+    }
+
+    /// `slave_in` on a slave's ingress.
+    fn hook_slave(&mut self, ifindex: u32) -> io::Result<Hooked> {
+        let pin = slave_fd_name("ingress", ifindex);
+        self.hooks.hook(&mut self.kept, &pin, "rbond_slave_in", self.slave_prog.as_fd(), ifindex, Hook::Ingress)
     }
 
     fn load(bond_index: u32, kept: &Kept) -> io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
@@ -116,10 +129,33 @@ impl Datapath for KernelDatapath {
             sock.monitor_only()?;
             Ok(sock)
         })?;
-        let pin = slave_fd_name("ingress", i);
-        let hooked =
-            self.hooks.hook(&mut self.kept, &pin, "rbond_slave_in", self.slave_prog.as_fd(), i, Hook::Ingress)?;
+        let hooked = if port.live && self.hooks.mode() == AttachMode::Tc { Hooked::Later } else { self.hook_slave(i)? };
         self.ports.insert(i, sock, Vec::new(), hooked);
+        Ok(())
+    }
+
+    /// On cls_bpf a live slave's filter goes on now, with bond0's own filter off meanwhile.
+    /// Making the clsact qdisc grafts it on an interface that is up, and the kernel does that
+    /// by swapping the interface's transmit queues for one that drops (dev_deactivate): what
+    /// the host sent through the slave just then was lost. Now the host sends through bond0,
+    /// whose frames wait in its TAP until the qdisc is there, then leave through the slave's
+    /// socket.
+    fn settle(&mut self, ifindex: u32) -> io::Result<()> {
+        if !self.ports.hook_waits(ifindex) {
+            return Ok(());
+        }
+        if let Some(h) = self.bond_hooked.take() {
+            self.hooks.unhook(&self.kept, BOND_LINK, self.bond_index, Hook::Egress, h);
+        }
+        let hooked = self.hook_slave(ifindex);
+        let mut batch = Batch::default();
+        let out = self.ports.get(ifindex).map(|s| &s.sock);
+        pump_bond(&mut batch, &self.tap, out, usize::MAX);
+        let bond_hooked = Self::hook_bond(&mut self.hooks, &mut self.kept, self.bond_prog.as_fd(), self.bond_index);
+        // And what came while the filter went back on.
+        pump_bond(&mut batch, &self.tap, out, usize::MAX);
+        self.bond_hooked = Some(bond_hooked?);
+        self.ports.set_hooked(ifindex, hooked?);
         Ok(())
     }
 
