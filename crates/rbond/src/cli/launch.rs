@@ -100,8 +100,7 @@ impl Launcher {
         let answered = wait::until(Duration::from_secs(10), Duration::from_millis(20), || {
             if child.try_wait()?.is_some() {
                 let why = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                let last = why.lines().last().unwrap_or("the daemon exited").trim_start_matches("rbond: ");
-                bail!("{}: {last}", cfg.name);
+                bail!("{}: {}", cfg.name, why_it_ended(&why));
             }
             Ok(client.running())
         })?;
@@ -177,4 +176,26 @@ pub fn restart(run_dir: &Path, bond: &str) -> anyhow::Result<()> {
         bail!("{bond}: restart failed, the daemon carries on as it was: {why}");
     }
     Ok(())
+}
+
+/// The line of a daemon's stderr that says why it ended: its last error (rbond's own, or the
+/// argument parser's, which a hint follows), else its last line.
+fn why_it_ended(stderr: &str) -> &str {
+    let lines = || stderr.lines().rev().map(str::trim).filter(|l| !l.is_empty());
+    let error = lines().find_map(|l| l.strip_prefix("rbond: ").or_else(|| l.strip_prefix("error: ")));
+    error.or_else(|| lines().next()).unwrap_or("the daemon exited")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::why_it_ended;
+
+    #[test]
+    fn the_reason_a_daemon_ended_is_its_last_error_line() {
+        let clap = "error: invalid value 'bogus' for '--datapath <DATAPATH>'\n  [possible values: auto, kernel]\n\nFor more information, try '--help'.\n";
+        assert_eq!(why_it_ended(clap), "invalid value 'bogus' for '--datapath <DATAPATH>'");
+        assert_eq!(why_it_ended("rbond: eth9: no such interface\n"), "eth9: no such interface");
+        assert_eq!(why_it_ended("killed\n"), "killed");
+        assert_eq!(why_it_ended(""), "the daemon exited");
+    }
 }
