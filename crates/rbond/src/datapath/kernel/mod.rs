@@ -147,16 +147,17 @@ impl Datapath for KernelDatapath {
         if let Some(h) = self.bond_hooked.take() {
             self.hooks.unhook(&self.kept, BOND_LINK, self.bond_index, Hook::Egress, h);
         }
-        let hooked = self.hook_slave(ifindex);
+        let slave_hooked = self.hook_slave(ifindex);
         let mut batch = Batch::default();
         let out = self.ports.get(ifindex).map(|s| &s.sock);
         pump_bond(&mut batch, &self.tap, out, usize::MAX);
         let bond_hooked = Self::hook_bond(&mut self.hooks, &mut self.kept, self.bond_prog.as_fd(), self.bond_index);
         // And what came while the filter went back on.
         pump_bond(&mut batch, &self.tap, out, usize::MAX);
-        self.bond_hooked = Some(bond_hooked?);
-        self.ports.set_hooked(ifindex, hooked?);
-        Ok(())
+        // Whatever went on is kept, to come off with the bond or the slave.
+        let bond_hooked = bond_hooked.map(|h| self.bond_hooked = Some(h));
+        let slave_hooked = slave_hooked.map(|h| self.ports.set_hooked(ifindex, h));
+        bond_hooked.and(slave_hooked)
     }
 
     fn detach(&mut self, ifindex: u32) {
